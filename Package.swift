@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependencies point one way: CSystem <- HTTP1 (pure parsing) <- ServiceKit (sockets, event
+// loops, server, router, logging) <- App (the executable a forker edits).
+let package = Package(
+    name: "swift-service-template",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "service", targets: ["App"]),
+        .library(name: "ServiceKit", targets: ["ServiceKit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // The few Linux calls and constants the Glibc/Musl Swift modules do not import
+        // (epoll, eventfd, accept4).
+        .target(name: "CSystem"),
+        // HTTP/1.1 message parsing and serialization: bytes in, values or typed errors out.
+        // No sockets, no clocks, no Foundation; this is the part to fuzz.
+        .target(name: "HTTP1"),
+        .target(
+            name: "ServiceKit",
+            dependencies: [
+                "CSystem",
+                "HTTP1",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "App",
+            dependencies: [
+                "ServiceKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
+        .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit"]),
+        .testTarget(name: "AppTests", dependencies: ["App", "ServiceKit"]),
+    ]
+)

@@ -1,0 +1,108 @@
+import Logging
+import ServiceKit
+import ServiceLifecycle
+
+/// App wires configuration, logging, routes and the server together, in the order
+/// ardanlabs/service uses: read config, build the logger, then run until told to stop.
+enum App {
+    /// The version reported at startup and by `--version`.
+    static let version = "0.1.0-dev"
+
+    /// Runs the service and returns the process exit status: 0 after a clean shutdown, 1 for a
+    /// startup failure, 2 for a bad command line.
+    static func main(arguments: [String]) async -> Int32 {
+        // A client that disconnects while we write must cost an EPIPE, not the process.
+        signal(SIGPIPE, SIG_IGN)
+
+        let configuration: AppConfiguration
+        switch parseCommandLine(arguments, environment: Environment.current()) {
+        case .run(let parsed):
+            configuration = parsed
+        case .exit(let code, let message, let toStandardError):
+            let line = message.hasSuffix("\n") ? message : message + "\n"
+            printLine(toStandardError ? "service: " + line : line, to: toStandardError ? 2 : 1)
+            return code
+        }
+
+        JSONLogHandler.bootstrap(logLevel: configuration.logLevel)
+        let logger = Logger(label: "service")
+
+        if configuration.healthCheck {
+            printLine("service: -health-check is not available in this build yet\n", to: 2)
+            return 2
+        }
+
+        let server = HTTPServer(configuration: configuration.server, router: Routes.router(), logger: logger)
+        do {
+            try server.start()
+        } catch {
+            logger.critical("cannot start server", metadata: [
+                "error": "\(error)", "host": "\(configuration.server.host)", "port": "\(configuration.server.port)",
+            ])
+            LogSink.standardOutput.flush()
+            return 1
+        }
+        logger.info("service started", metadata: startupMetadata(configuration, address: server.localAddress))
+
+        let group = ServiceGroup(configuration: .init(
+            services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.error("service stopped with an error", metadata: ["error": "\(error)"])
+            LogSink.standardOutput.flush()
+            return 1
+        }
+        logger.info("service stopped")
+        LogSink.standardOutput.flush()
+        return 0
+    }
+
+    static func startupMetadata(_ configuration: AppConfiguration, address: SocketAddress?) -> Logger.Metadata {
+        let server = configuration.server
+        return [
+            "version": "\(version)",
+            "address": "\(address?.description ?? "-")",
+            "port": .stringConvertible(address?.port ?? server.port),
+            "config": [
+                "read_header_timeout": "\(server.readHeaderTimeout.goString)",
+                "read_timeout": "\(server.readTimeout.goString)",
+                "idle_timeout": "\(server.idleTimeout.goString)",
+                "write_timeout": "\(server.writeTimeout.goString)",
+                "max_header_bytes": .stringConvertible(server.maxHeaderBytes),
+                "max_body_bytes": .stringConvertible(server.maxBodyBytes),
+                "max_connections": .stringConvertible(server.maxConnections),
+                "event_loops": .stringConvertible(server.eventLoops),
+                "drain_timeout": "\(server.drainTimeout.goString)",
+                "access_log": .stringConvertible(server.accessLog),
+                "log_level": "\(configuration.logLevel.rawValue)",
+            ],
+        ]
+    }
+}
+
+/// Writes text straight to a file descriptor (stdio's globals are not concurrency-safe).
+func printLine(_ text: String, to fd: Int32) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written > 0 else { return }
+        bytes = bytes.dropFirst(written)
+    }
+}
+
+/// The process environment as a dictionary, read without Foundation.
+enum Environment {
+    static func current() -> [String: String] {
+        var result: [String: String] = [:]
+        var entry = environ
+        while let pointer = entry.pointee {
+            let pair = String(cString: pointer)
+            if let equals = pair.firstIndex(of: "=") {
+                result[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+            }
+            entry += 1
+        }
+        return result
+    }
+}

@@ -1,0 +1,44 @@
+import ServiceKit
+
+/// Routes is the one file a forker edits to add endpoints: one `router.get`/`post` line per
+/// route, with the handler beside it or in its own file.
+enum Routes {
+    static func router() -> Router {
+        var router = Router()
+        // Liveness: answers as long as the process can serve at all.
+        router.get("/health") { _ in .json(raw: healthBody) }
+        // Examples of a path parameter, a query parameter, a JSON body and a JSON answer.
+        router.get("/hello/:name", hello)
+        router.post("/greetings", createGreeting)
+        return router
+    }
+
+    static let healthBody: [UInt8] = Array(#"{"status":"ok"}"#.utf8)
+
+    struct Greeting: Codable, Equatable {
+        var message: String
+    }
+
+    /// `GET /hello/Ada?greeting=Hi` → `{"message":"Hi, Ada!"}`
+    @Sendable static func hello(_ request: Request) async throws -> Response {
+        let name = request.parameter("name") ?? ""
+        let greeting = request.query("greeting") ?? "Hello"
+        guard greeting.count <= 64 else { throw HTTPError.badRequest("greeting must be at most 64 characters") }
+        return try .json(Greeting(message: "\(greeting), \(name)!"))
+    }
+
+    struct NewGreeting: Codable {
+        var name: String
+        var greeting: String?
+    }
+
+    /// `POST /greetings` with `{"name":"Ada","greeting":"Hi"}` → 201 `{"message":"Hi, Ada!"}`
+    @Sendable static func createGreeting(_ request: Request) async throws -> Response {
+        let input = try request.decode(NewGreeting.self)
+        let name = input.name.trimmingPrefix(while: \.isWhitespace)
+        guard !name.isEmpty, name.count <= 100 else {
+            throw HTTPError(status: 422, reason: "name must be 1 to 100 characters")
+        }
+        return try .json(Greeting(message: "\(input.greeting ?? "Hello"), \(name)!"), status: 201)
+    }
+}

@@ -1,0 +1,67 @@
+#define _GNU_SOURCE
+#include "CSystem.h"
+#include <errno.h>
+#include <stdlib.h>
+
+int csystem_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int csystem_epoll_add(int epfd, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event event = {.events = events, .data = {.u64 = data}};
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
+}
+
+int csystem_epoll_del(int epfd, int fd) {
+    struct epoll_event event = {0};
+    return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &event);
+}
+
+int csystem_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int capacity, int timeout_ms) {
+    // epoll_event is packed on x86_64; copying out here keeps Swift away from that layout.
+    struct epoll_event buffer[256];
+    if (capacity > 256) capacity = 256;
+    int count = epoll_wait(epfd, buffer, capacity, timeout_ms);
+    for (int i = 0; i < count; i++) {
+        events[i] = buffer[i].events;
+        data[i] = buffer[i].data.u64;
+    }
+    return count;
+}
+
+int csystem_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+int csystem_accept(int fd, struct sockaddr *address, socklen_t *length) {
+    return accept4(fd, address, length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+#include <pthread.h>
+
+struct csystem_thread_start_args {
+    void (*body)(void *);
+    void *context;
+};
+
+static void *csystem_thread_main(void *raw) {
+    struct csystem_thread_start_args args = *(struct csystem_thread_start_args *)raw;
+    free(raw);
+    args.body(args.context);
+    return NULL;
+}
+
+int csystem_thread_start(void (*body)(void *), void *context) {
+    struct csystem_thread_start_args *args = malloc(sizeof *args);
+    if (args == NULL) return ENOMEM;
+    args->body = body;
+    args->context = context;
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    int result = pthread_create(&thread, &attributes, csystem_thread_main, args);
+    pthread_attr_destroy(&attributes);
+    if (result != 0) free(args);
+    return result;
+}
+
+static _Thread_local void *csystem_loop = NULL;
+void *csystem_current_loop(void) { return csystem_loop; }
+void csystem_set_current_loop(void *loop) { csystem_loop = loop; }

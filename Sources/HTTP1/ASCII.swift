@@ -1,0 +1,70 @@
+/// Byte classes of RFC 9110 §5.6.2 and §5.5, as a 256-entry table so the hot loops do one load
+/// per byte.
+@usableFromInline
+enum ASCII {
+    static let cr = UInt8(ascii: "\r")
+    static let lf = UInt8(ascii: "\n")
+    static let space = UInt8(ascii: " ")
+    static let tab = UInt8(ascii: "\t")
+    static let colon = UInt8(ascii: ":")
+
+    /// tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
+    static let tokenTable: [Bool] = (0..<256).map { byte in
+        switch UInt8(byte) {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+            UInt8(ascii: "A")...UInt8(ascii: "Z"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(UInt8(byte))
+        }
+    }
+
+    /// field-vchar / SP / HTAB, obs-text included: what a field value may hold. NUL, CR, LF and
+    /// the other controls are refused (RFC 9110 §5.5).
+    static let fieldValueTable: [Bool] = (0..<256).map { byte in
+        byte == 0x09 || (byte >= 0x20 && byte != 0x7F)
+    }
+
+    @inline(__always)
+    static func isToken(_ byte: UInt8) -> Bool { tokenTable[Int(byte)] }
+
+    @inline(__always)
+    static func isFieldValue(_ byte: UInt8) -> Bool { fieldValueTable[Int(byte)] }
+
+    @inline(__always)
+    static func isDigit(_ byte: UInt8) -> Bool { byte &- UInt8(ascii: "0") < 10 }
+
+    @inline(__always)
+    static func lowercased(_ byte: UInt8) -> UInt8 {
+        byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte
+    }
+
+    static func hexValue(_ byte: UInt8) -> Int? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return Int(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return Int(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return Int(byte - UInt8(ascii: "A") + 10)
+        default: return nil
+        }
+    }
+}
+
+extension String {
+    /// A string from raw bytes; bytes that are not UTF-8 become U+FFFD.
+    @inline(__always)
+    init(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) {
+        self = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+    }
+
+    /// A lowercased string from token bytes (already checked to be ASCII).
+    init(lowercasedToken bytes: UnsafeRawBufferPointer, _ range: Range<Int>) {
+        self = String(unsafeUninitializedCapacity: range.count) { out in
+            var i = 0
+            for index in range {
+                out[i] = ASCII.lowercased(bytes[index])
+                i += 1
+            }
+            return i
+        }
+    }
+}

@@ -1,0 +1,321 @@
+/// HTTPRequestParser turns the bytes of a request's head into an ``HTTPRequestHead``.
+///
+/// It is strict wherever leniency lets two parties disagree about where a message ends
+/// (request smuggling, RFC 9112 §11.2): bare LF, obs-fold, whitespace before a colon,
+/// controls in values, duplicate or malformed Content-Length, Content-Length together with
+/// Transfer-Encoding, and any transfer-coding other than a final `chunked` are all refused.
+public enum HTTPRequestParser {
+    /// The outcome of looking for a complete head at the start of a buffer.
+    public enum HeadResult: Sendable, Equatable {
+        /// More bytes are needed. Pass `resumeAt` back as `scanFrom` with the grown buffer so
+        /// lines already checked are not scanned again.
+        case incomplete(resumeAt: Int)
+        /// A head of `length` bytes (leading empty lines included) was parsed.
+        case complete(HTTPRequestHead, length: Int)
+        case failure(HTTPError)
+    }
+
+    /// Parses a request head from the start of `bytes`.
+    ///
+    /// - Parameters:
+    ///   - bytes: buffered input; the head starts at offset 0.
+    ///   - scanFrom: a `resumeAt` from an earlier `.incomplete` for the same buffer, or 0.
+    ///   - limits: sizes past which the request is refused.
+    public static func parseHead(
+        _ bytes: UnsafeRawBufferPointer, scanFrom: Int = 0, limits: HTTPLimits
+    ) -> HeadResult {
+        // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line
+        // (some clients send CRLF after a POST body).
+        var start = 0
+        while start + 1 < bytes.count, bytes[start] == ASCII.cr, bytes[start + 1] == ASCII.lf {
+            start += 2
+        }
+        if start >= limits.maxHeaderBytes { return .failure(.headerFieldsTooLarge) }
+        if start == bytes.count || (start + 1 == bytes.count && bytes[start] == ASCII.cr) {
+            return .incomplete(resumeAt: 0)
+        }
+
+        // Find the empty line that ends the head, checking that every line ends in CRLF.
+        var lineStart = max(scanFrom, start)
+        var requestLineEnd = -1
+        var headEnd = -1
+        while let lf = firstLF(bytes, from: lineStart) {
+            guard lf > lineStart, bytes[lf - 1] == ASCII.cr else {
+                return .failure(.badRequest("line not terminated by CRLF"))
+            }
+            if lineStart == start {
+                requestLineEnd = lf - 1
+                if requestLineEnd - start > limits.maxRequestLineBytes { return .failure(.uriTooLong) }
+            } else if lf - 1 == lineStart {
+                headEnd = lf + 1
+                break
+            }
+            lineStart = lf + 1
+            if lineStart - start > limits.maxHeaderBytes { return .failure(.headerFieldsTooLarge) }
+        }
+        guard headEnd >= 0 else {
+            if lineStart == start && bytes.count - start > limits.maxRequestLineBytes {
+                return .failure(.uriTooLong)
+            }
+            if bytes.count - start > limits.maxHeaderBytes + 2 { return .failure(.headerFieldsTooLarge) }
+            return .incomplete(resumeAt: lineStart)
+        }
+        if headEnd - start > limits.maxHeaderBytes + 2 { return .failure(.headerFieldsTooLarge) }
+        if requestLineEnd < 0 {
+            // The request line was checked by an earlier call; find its end again.
+            guard let lf = firstLF(bytes, from: start) else { return .failure(.badRequest("malformed request line")) }
+            requestLineEnd = lf - 1
+        }
+
+        switch parse(bytes, requestLine: start..<requestLineEnd, fields: (requestLineEnd + 2)..<(headEnd - 2), limits: limits) {
+        case .success(let head): return .complete(head, length: headEnd)
+        case .failure(let error): return .failure(error)
+        }
+    }
+
+    @inline(__always)
+    static func firstLF(_ bytes: UnsafeRawBufferPointer, from: Int) -> Int? {
+        var i = from
+        while i < bytes.count {
+            if bytes[i] == ASCII.lf { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    /// Parses a complete head: the request line and the field lines, each CRLF-terminated.
+    static func parse(
+        _ bytes: UnsafeRawBufferPointer, requestLine: Range<Int>, fields: Range<Int>, limits: HTTPLimits
+    ) -> Result<HTTPRequestHead, HTTPError> {
+        // request-line = method SP request-target SP HTTP-version (RFC 9112 §3)
+        var i = requestLine.lowerBound
+        while i < requestLine.upperBound, ASCII.isToken(bytes[i]) { i += 1 }
+        guard i > requestLine.lowerBound, i < requestLine.upperBound, bytes[i] == ASCII.space else {
+            return .failure(.badRequest("malformed request line"))
+        }
+        let method = String(bytes, requestLine.lowerBound..<i)
+        let targetStart = i + 1
+        i = targetStart
+        while i < requestLine.upperBound, bytes[i] > 0x20, bytes[i] < 0x7F { i += 1 }
+        guard i > targetStart, i < requestLine.upperBound, bytes[i] == ASCII.space else {
+            return .failure(.badRequest("malformed request line"))
+        }
+        let targetRange = targetStart..<i
+        let versionRange = (i + 1)..<requestLine.upperBound
+        let version: HTTPVersion
+        switch parseVersion(bytes, versionRange) {
+        case .success(let v): version = v
+        case .failure(let e): return .failure(e)
+        }
+
+        // field-line = field-name ":" OWS field-value OWS (RFC 9112 §5)
+        var headers = HTTPHeaders()
+        headers.fields.reserveCapacity(8)
+        var hostCount = 0
+        var contentLengths: [Int] = []
+        var contentLengthMalformed = false
+        var transferCodings: [String] = []
+        var sawTransferEncoding = false
+        var connectionClose = false
+        var connectionKeepAlive = false
+        var expectsContinue = false
+        var badExpectation = false
+
+        var lineStart = fields.lowerBound
+        while lineStart < fields.upperBound {
+            guard let lf = firstLF(bytes, from: lineStart) else { break }
+            let lineEnd = lf - 1  // the CR
+            if bytes[lineStart] == ASCII.space || bytes[lineStart] == ASCII.tab {
+                return .failure(.badRequest("obsolete line folding"))
+            }
+            var colon = lineStart
+            while colon < lineEnd, ASCII.isToken(bytes[colon]) { colon += 1 }
+            guard colon < lineEnd, bytes[colon] == ASCII.colon else {
+                if colon < lineEnd, bytes[colon] == ASCII.space || bytes[colon] == ASCII.tab {
+                    return .failure(.badRequest("whitespace before colon in header field"))
+                }
+                return .failure(.badRequest("invalid header field name"))
+            }
+            guard colon > lineStart else { return .failure(.badRequest("empty header field name")) }
+            var valueStart = colon + 1
+            var valueEnd = lineEnd
+            while valueStart < valueEnd, bytes[valueStart] == ASCII.space || bytes[valueStart] == ASCII.tab {
+                valueStart += 1
+            }
+            while valueEnd > valueStart, bytes[valueEnd - 1] == ASCII.space || bytes[valueEnd - 1] == ASCII.tab {
+                valueEnd -= 1
+            }
+            for j in valueStart..<valueEnd where !ASCII.isFieldValue(bytes[j]) {
+                return .failure(.badRequest("invalid character in header field value"))
+            }
+            if headers.count >= limits.maxHeaderCount { return .failure(.headerFieldsTooLarge) }
+            let name = String(lowercasedToken: bytes, lineStart..<colon)
+            let value = String(bytes, valueStart..<valueEnd)
+
+            switch name {
+            case "host":
+                hostCount += 1
+            case "content-length":
+                // A list of identical values is allowed (RFC 9112 §6.3 item 5); anything else is not.
+                for element in value.split(separator: ",", omittingEmptySubsequences: false) {
+                    if let length = parseContentLength(element) {
+                        contentLengths.append(length)
+                    } else {
+                        contentLengthMalformed = true
+                    }
+                }
+            case "transfer-encoding":
+                sawTransferEncoding = true
+                for element in value.split(separator: ",") {
+                    let coding = lowercasedTrimmed(element)
+                    if !coding.isEmpty { transferCodings.append(coding) }
+                }
+            case "connection":
+                for element in value.split(separator: ",") {
+                    switch lowercasedTrimmed(element) {
+                    case "close": connectionClose = true
+                    case "keep-alive": connectionKeepAlive = true
+                    default: break
+                    }
+                }
+            case "expect":
+                if lowercasedTrimmed(Substring(value)) == "100-continue" {
+                    expectsContinue = true
+                } else {
+                    badExpectation = true
+                }
+            default:
+                break
+            }
+            headers.fields.append((name: name, value: value))
+            lineStart = lf + 1
+        }
+
+        // RFC 9112 §3.2: a 1.1 request without exactly one Host is a 400.
+        if hostCount > 1 { return .failure(.badRequest("multiple Host header fields")) }
+        if hostCount == 0 && version == .http1_1 { return .failure(.badRequest("missing Host header field")) }
+
+        let framing: BodyFraming
+        if sawTransferEncoding {
+            if !contentLengths.isEmpty || contentLengthMalformed {
+                return .failure(.badRequest("both Content-Length and Transfer-Encoding"))
+            }
+            // RFC 9112 §6.1: Transfer-Encoding in a 1.0 message means faulty framing.
+            if version == .http1_0 { return .failure(.badRequest("Transfer-Encoding in an HTTP/1.0 request")) }
+            if transferCodings.contains(where: { $0 != "chunked" }) { return .failure(.unsupportedTransferCoding) }
+            guard transferCodings.count == 1 else {
+                return .failure(.badRequest("invalid Transfer-Encoding"))
+            }
+            framing = .chunked
+        } else if contentLengthMalformed {
+            return .failure(.badRequest("invalid Content-Length"))
+        } else if let first = contentLengths.first {
+            if contentLengths.contains(where: { $0 != first }) {
+                return .failure(.badRequest("conflicting Content-Length values"))
+            }
+            framing = first == 0 ? .none : .contentLength(first)
+        } else {
+            framing = .none
+        }
+        if badExpectation { return .failure(.expectationFailed) }
+
+        // request-target forms (RFC 9112 §3.2).
+        let target = String(bytes, targetRange)
+        var path: String
+        var query: String?
+        if bytes[targetRange.lowerBound] == UInt8(ascii: "/") {
+            (path, query) = splitPathAndQuery(bytes, targetRange)
+        } else if let pathStart = absoluteFormPathStart(bytes, targetRange) {
+            if pathStart == targetRange.upperBound {
+                path = "/"
+                query = nil
+            } else if bytes[pathStart] == UInt8(ascii: "?") {
+                (path, query) = splitPathAndQuery(bytes, pathStart..<targetRange.upperBound)
+                path = "/"
+            } else {
+                (path, query) = splitPathAndQuery(bytes, pathStart..<targetRange.upperBound)
+            }
+        } else if target == "*" && method == "OPTIONS" {
+            path = "*"
+        } else if method == "CONNECT" {
+            path = target
+        } else {
+            return .failure(.badRequest("invalid request target"))
+        }
+        if path.utf8.contains(UInt8(ascii: "#")) || (query?.utf8.contains(UInt8(ascii: "#")) ?? false) {
+            return .failure(.badRequest("fragment in request target"))
+        }
+
+        let keepAlive = version == .http1_1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
+        return .success(HTTPRequestHead(
+            method: method, target: target, path: path, query: query, version: version,
+            headers: headers, framing: framing, keepAlive: keepAlive, expectsContinue: expectsContinue
+        ))
+    }
+
+    /// HTTP-version = "HTTP/" DIGIT "." DIGIT. Other well-formed versions are a 505.
+    static func parseVersion(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Result<HTTPVersion, HTTPError> {
+        let prefix: [UInt8] = Array("HTTP/".utf8)
+        guard range.count == 8 else { return .failure(.badRequest("malformed HTTP version")) }
+        for (offset, byte) in prefix.enumerated() where bytes[range.lowerBound + offset] != byte {
+            return .failure(.badRequest("malformed HTTP version"))
+        }
+        let major = bytes[range.lowerBound + 5]
+        let dot = bytes[range.lowerBound + 6]
+        let minor = bytes[range.lowerBound + 7]
+        guard ASCII.isDigit(major), dot == UInt8(ascii: "."), ASCII.isDigit(minor) else {
+            return .failure(.badRequest("malformed HTTP version"))
+        }
+        let version = HTTPVersion(major: Int(major - UInt8(ascii: "0")), minor: Int(minor - UInt8(ascii: "0")))
+        guard version == .http1_1 || version == .http1_0 else { return .failure(.versionNotSupported) }
+        return .success(version)
+    }
+
+    /// Content-Length = 1*DIGIT, with optional surrounding whitespace from a list. Values too
+    /// large for an Int saturate: they are over any body limit anyway.
+    static func parseContentLength(_ text: Substring) -> Int? {
+        let digits = text.utf8.drop { $0 == ASCII.space || $0 == ASCII.tab }
+            .reversed().drop { $0 == ASCII.space || $0 == ASCII.tab }.reversed()
+        guard !digits.isEmpty else { return nil }
+        var value = 0
+        for byte in digits {
+            guard ASCII.isDigit(byte) else { return nil }
+            let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = times10.addingReportingOverflow(Int(byte - UInt8(ascii: "0")))
+            value = overflow1 || overflow2 ? Int.max : sum
+        }
+        return value
+    }
+
+    static func lowercasedTrimmed(_ text: Substring) -> String {
+        var bytes = Array(text.utf8)
+        while let last = bytes.last, last == ASCII.space || last == ASCII.tab { bytes.removeLast() }
+        let start = bytes.firstIndex { $0 != ASCII.space && $0 != ASCII.tab } ?? bytes.count
+        return String(decoding: bytes[start...].map(ASCII.lowercased), as: UTF8.self)
+    }
+
+    static func splitPathAndQuery(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> (String, String?) {
+        var q = range.lowerBound
+        while q < range.upperBound, bytes[q] != UInt8(ascii: "?") { q += 1 }
+        if q == range.upperBound { return (String(bytes, range), nil) }
+        return (String(bytes, range.lowerBound..<q), String(bytes, (q + 1)..<range.upperBound))
+    }
+
+    /// For `http://authority/path?query` (scheme case-insensitive, `https` too), the offset
+    /// where the path (or `?`) starts; nil when the target is not absolute-form.
+    static func absoluteFormPathStart(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int? {
+        var i = range.lowerBound
+        for expected in "http".utf8 {
+            guard i < range.upperBound, ASCII.lowercased(bytes[i]) == expected else { return nil }
+            i += 1
+        }
+        if i < range.upperBound, ASCII.lowercased(bytes[i]) == UInt8(ascii: "s") { i += 1 }
+        for expected in "://".utf8 {
+            guard i < range.upperBound, bytes[i] == expected else { return nil }
+            i += 1
+        }
+        let authorityStart = i
+        while i < range.upperBound, bytes[i] != UInt8(ascii: "/"), bytes[i] != UInt8(ascii: "?") { i += 1 }
+        return i > authorityStart ? i : nil
+    }
+}

@@ -1,0 +1,145 @@
+/// HTTPResponseSerializer writes a response head as bytes.
+///
+/// The server owns framing: it writes `Content-Length`, `Date` and `Connection` itself, so any
+/// of those (and `Transfer-Encoding`) set by a handler are skipped rather than sent twice.
+/// Fields whose name is not a token or whose value holds CR, LF or NUL are skipped too: a
+/// handler echoing client input must never split the response (CWE-113).
+public enum HTTPResponseSerializer {
+    /// Appends a status line and header section to `buffer`.
+    ///
+    /// - Parameters:
+    ///   - contentLength: the body length to announce (for HEAD, the length a GET would have).
+    ///   - date: the value of the `Date` field, an IMF-fixdate (RFC 9110 §5.6.7).
+    ///   - connection: `close`, `keep-alive` (for a 1.0 client that asked) or nil for none.
+    /// - Returns: the number of handler fields skipped as invalid.
+    @discardableResult
+    public static func writeHead(
+        status: Int,
+        headers: HTTPHeaders,
+        contentLength: Int,
+        date: [UInt8],
+        connection: String?,
+        into buffer: inout [UInt8]
+    ) -> Int {
+        buffer.append(contentsOf: "HTTP/1.1 ".utf8)
+        appendDecimal(min(max(status, 100), 999), to: &buffer)
+        buffer.append(ASCII.space)
+        buffer.append(contentsOf: HTTPStatus.reasonPhrase(status).utf8)
+        buffer.append(contentsOf: "\r\nDate: ".utf8)
+        buffer.append(contentsOf: date)
+        buffer.append(contentsOf: "\r\nContent-Length: ".utf8)
+        appendDecimal(contentLength, to: &buffer)
+        if let connection {
+            buffer.append(contentsOf: "\r\nConnection: ".utf8)
+            buffer.append(contentsOf: connection.utf8)
+        }
+        var skipped = 0
+        for field in headers {
+            guard isValidName(field.name), isValidValue(field.value), !isReserved(field.name) else {
+                skipped += 1
+                continue
+            }
+            buffer.append(ASCII.cr)
+            buffer.append(ASCII.lf)
+            buffer.append(contentsOf: field.name.utf8)
+            buffer.append(contentsOf: ": ".utf8)
+            buffer.append(contentsOf: field.value.utf8)
+        }
+        buffer.append(contentsOf: "\r\n\r\n".utf8)
+        return skipped
+    }
+
+    /// The interim response sent before reading a body the client held back (RFC 9110 §10.1.1).
+    public static let continueResponse: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
+    static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy(ASCII.isToken)
+    }
+
+    static func isValidValue(_ value: String) -> Bool {
+        value.utf8.allSatisfy(ASCII.isFieldValue)
+    }
+
+    static func isReserved(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 4: return HTTPHeaders.equalsIgnoringCase(name, "date")
+        case 10: return HTTPHeaders.equalsIgnoringCase(name, "connection")
+        case 14: return HTTPHeaders.equalsIgnoringCase(name, "content-length")
+        case 17: return HTTPHeaders.equalsIgnoringCase(name, "transfer-encoding")
+        default: return false
+        }
+    }
+
+    /// Appends the decimal digits of a non-negative integer without creating a String.
+    @inlinable
+    public static func appendDecimal(_ value: Int, to buffer: inout [UInt8]) {
+        var value = max(value, 0)
+        if value < 10 {
+            buffer.append(UInt8(ascii: "0") + UInt8(value))
+            return
+        }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { raw in
+            while value > 0 {
+                raw[count] = UInt8(ascii: "0") + UInt8(value % 10)
+                value /= 10
+                count += 1
+            }
+            for i in stride(from: count - 1, through: 0, by: -1) { buffer.append(raw[i]) }
+        }
+    }
+}
+
+/// Reason phrases for the statuses a service commonly sends (RFC 9110 §15).
+public enum HTTPStatus {
+    public static func reasonPhrase(_ status: Int) -> String {
+        switch status {
+        case 100: return "Continue"
+        case 101: return "Switching Protocols"
+        case 200: return "OK"
+        case 201: return "Created"
+        case 202: return "Accepted"
+        case 204: return "No Content"
+        case 206: return "Partial Content"
+        case 301: return "Moved Permanently"
+        case 302: return "Found"
+        case 303: return "See Other"
+        case 304: return "Not Modified"
+        case 307: return "Temporary Redirect"
+        case 308: return "Permanent Redirect"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 406: return "Not Acceptable"
+        case 408: return "Request Timeout"
+        case 409: return "Conflict"
+        case 410: return "Gone"
+        case 411: return "Length Required"
+        case 412: return "Precondition Failed"
+        case 413: return "Content Too Large"
+        case 414: return "URI Too Long"
+        case 415: return "Unsupported Media Type"
+        case 417: return "Expectation Failed"
+        case 422: return "Unprocessable Content"
+        case 429: return "Too Many Requests"
+        case 431: return "Request Header Fields Too Large"
+        case 500: return "Internal Server Error"
+        case 501: return "Not Implemented"
+        case 502: return "Bad Gateway"
+        case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
+        case 505: return "HTTP Version Not Supported"
+        default: return "Status"
+        }
+    }
+
+    /// Whether a response with this status never has a body (RFC 9110 §6.4.1).
+    public static func forbidsBody(_ status: Int) -> Bool {
+        (100..<200).contains(status) || status == 204 || status == 304
+    }
+}

@@ -1,0 +1,417 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Logging
+
+/// JSONLogHandler writes each log event as one JSON object on one line:
+///
+///     {"time":"2026-11-26T17:37:48.123Z","level":"info","msg":"...","logger":"label","key":"value"}
+///
+/// The fixed fields come first; metadata follows, sorted by key so that output is stable.
+/// Metadata merges the handler's own, then the metadata provider's, then the call's, the later
+/// winning. A metadata key equal to a fixed field is written as `meta.<key>` (with more `meta.`
+/// prefixes if that name is taken too), so no key ever appears twice.
+///
+/// Every string (message, label, keys, values) is escaped so that no input can end the line or
+/// the string early: `"` and `\`, all bytes below 0x20, DEL, and U+2028/U+2029 are escaped.
+/// Strings longer than `maxValueBytes` UTF-8 bytes are cut at a character boundary and end in
+/// `…`, so one value cannot blow up a line.
+///
+/// The line is built byte by byte in one array, without Foundation or string interpolation,
+/// because it runs once per HTTP request for the access log.
+public struct JSONLogHandler: LogHandler {
+    /// The logger's label, written as the `logger` field.
+    public let label: String
+    /// Where lines go.
+    public let sink: LogSink
+    /// The longest string value, in UTF-8 bytes including the `…` of a cut value. At least 3.
+    public let maxValueBytes: Int
+    public var logLevel: Logger.Level
+    public var metadata: Logger.Metadata = [:]
+    public var metadataProvider: Logger.MetadataProvider?
+
+    /// `,"logger":"<label>"`, escaped once here instead of on every line.
+    private let loggerField: [UInt8]
+
+    public init(
+        label: String,
+        sink: LogSink = .standardOutput,
+        logLevel: Logger.Level = .info,
+        maxValueBytes: Int = 4096,
+        metadataProvider: Logger.MetadataProvider? = nil
+    ) {
+        self.label = label
+        self.sink = sink
+        self.logLevel = logLevel
+        self.maxValueBytes = max(3, maxValueBytes)
+        self.metadataProvider = metadataProvider
+        var field = JSONLineWriter(capacity: label.utf8.count + 16)
+        field.append(",\"logger\":")
+        field.appendString(label, maxBytes: self.maxValueBytes)
+        self.loggerField = field.bytes
+    }
+
+    /// Bootstraps the process-wide `LoggingSystem` with this handler. Like
+    /// `LoggingSystem.bootstrap`, it may be called only once per process.
+    public static func bootstrap(
+        sink: LogSink = .standardOutput,
+        logLevel: Logger.Level = .info,
+        maxValueBytes: Int = 4096,
+        metadataProvider: Logger.MetadataProvider? = nil
+    ) {
+        LoggingSystem.bootstrap(
+            { label, provider in
+                JSONLogHandler(
+                    label: label,
+                    sink: sink,
+                    logLevel: logLevel,
+                    maxValueBytes: maxValueBytes,
+                    metadataProvider: provider
+                )
+            },
+            metadataProvider: metadataProvider
+        )
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        // Logger checks the level already; checking again keeps direct callers honest for the
+        // price of one comparison.
+        guard event.level >= logLevel else { return }
+        sink.append(line: render(event))
+    }
+
+    /// The complete line for `event`, trailing newline included.
+    func render(_ event: LogEvent) -> [UInt8] {
+        let message = event.message.description
+        let fields = mergedMetadata(for: event)
+
+        var line = JSONLineWriter(
+            capacity: 80 + loggerField.count + min(message.utf8.count, maxValueBytes) + fields.count * 48
+        )
+        line.append("{\"time\":\"")
+        line.appendCurrentTime()
+        line.append("\",\"level\":\"")
+        line.append(JSONLogHandler.name(of: event.level))
+        line.append("\",\"msg\":")
+        line.appendString(message, maxBytes: maxValueBytes)
+        line.append(loggerField)
+        if !fields.isEmpty {
+            for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
+                line.append(",")
+                line.appendString(key, maxBytes: Int.max)
+                line.append(":")
+                line.appendValue(value, maxBytes: maxValueBytes)
+            }
+        }
+        line.append("}\n")
+        return line.bytes
+    }
+
+    /// Handler metadata, then the provider's, then the call's (later wins), plus the event's
+    /// error, with keys that would collide with the fixed fields renamed.
+    private func mergedMetadata(for event: LogEvent) -> Logger.Metadata {
+        var merged = metadata
+        if let provided = metadataProvider?.get(), !provided.isEmpty {
+            merged.merge(provided) { _, new in new }
+        }
+        if let call = event.metadata, !call.isEmpty {
+            if merged.isEmpty {
+                merged = call
+            } else {
+                merged.merge(call) { _, new in new }
+            }
+        }
+        if let error = event.error, merged["error"] == nil {
+            merged["error"] = .string(String(describing: error))
+        }
+        if !merged.isEmpty {
+            for reserved in JSONLogHandler.fixedFields {
+                guard let value = merged.removeValue(forKey: reserved) else { continue }
+                var renamed = "meta." + reserved
+                while merged[renamed] != nil {
+                    renamed = "meta." + renamed
+                }
+                merged[renamed] = value
+            }
+        }
+        return merged
+    }
+
+    private static let fixedFields = ["time", "level", "msg", "logger"]
+
+    private static func name(of level: Logger.Level) -> StaticString {
+        switch level {
+        case .trace: "trace"
+        case .debug: "debug"
+        case .info: "info"
+        case .notice: "notice"
+        case .warning: "warning"
+        case .error: "error"
+        case .critical: "critical"
+        }
+    }
+
+    /// The proleptic Gregorian (year, month, day) of a day count since 1970-01-01.
+    ///
+    /// Howard Hinnant's `civil_from_days`. It replaces `gmtime_r`, which in glibc takes the
+    /// process-wide timezone lock on every call, even for UTC: a contention point when every
+    /// event loop logs every request.
+    static func civil(fromDays days: Int) -> (year: Int, month: Int, day: Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let shiftedMonth = (5 * dayOfYear + 2) / 153  // 0 = March
+        let day = dayOfYear - (153 * shiftedMonth + 2) / 5 + 1
+        let month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        return (year, month, day)
+    }
+}
+
+/// Builds one JSON line as raw UTF-8 bytes.
+struct JSONLineWriter {
+    private(set) var bytes: [UInt8]
+
+    init(capacity: Int) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    mutating func append(_ text: StaticString) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func append(_ raw: [UInt8]) {
+        bytes.append(contentsOf: raw)
+    }
+
+    // MARK: Values
+
+    mutating func appendValue(_ value: Logger.MetadataValue, maxBytes: Int) {
+        switch value {
+        case .string(let string):
+            appendString(string, maxBytes: maxBytes)
+        case .stringConvertible(let convertible):
+            appendConvertible(convertible, maxBytes: maxBytes)
+        case .dictionary(let dictionary):
+            bytes.append(UInt8(ascii: "{"))
+            var first = true
+            for (key, nested) in dictionary.sorted(by: { $0.key < $1.key }) {
+                if !first { bytes.append(UInt8(ascii: ",")) }
+                first = false
+                appendString(key, maxBytes: Int.max)
+                bytes.append(UInt8(ascii: ":"))
+                appendValue(nested, maxBytes: maxBytes)
+            }
+            bytes.append(UInt8(ascii: "}"))
+        case .array(let array):
+            bytes.append(UInt8(ascii: "["))
+            var first = true
+            for element in array {
+                if !first { bytes.append(UInt8(ascii: ",")) }
+                first = false
+                appendValue(element, maxBytes: maxBytes)
+            }
+            bytes.append(UInt8(ascii: "]"))
+        }
+    }
+
+    /// Numbers and booleans stay typed so log queries can compare them; anything else, and
+    /// non-finite floating point (which JSON cannot express), becomes its description.
+    private mutating func appendConvertible(_ value: any CustomStringConvertible & Sendable, maxBytes: Int) {
+        switch value {
+        case let v as Int: appendInteger(Int64(v))
+        case let v as Bool: v ? append("true") : append("false")
+        case let v as Double: appendFloatingPoint(v.isFinite, v.description, maxBytes: maxBytes)
+        case let v as Int64: appendInteger(v)
+        case let v as UInt64: appendUnsigned(v)
+        case let v as UInt: appendUnsigned(UInt64(v))
+        case let v as Int32: appendInteger(Int64(v))
+        case let v as UInt32: appendUnsigned(UInt64(v))
+        case let v as Int16: appendInteger(Int64(v))
+        case let v as UInt16: appendUnsigned(UInt64(v))
+        case let v as Int8: appendInteger(Int64(v))
+        case let v as UInt8: appendUnsigned(UInt64(v))
+        case let v as Float: appendFloatingPoint(v.isFinite, v.description, maxBytes: maxBytes)
+        default: appendString(value.description, maxBytes: maxBytes)
+        }
+    }
+
+    /// Swift's shortest round-trip description ("1.5", "1e-05", "-0.0") is valid JSON for
+    /// finite values; the character check is a guard against that ever changing.
+    private mutating func appendFloatingPoint(_ isFinite: Bool, _ description: String, maxBytes: Int) {
+        let isJSONNumber = isFinite && description.utf8.allSatisfy { byte in
+            (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-")
+                || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E")
+        }
+        if isJSONNumber {
+            bytes.append(contentsOf: description.utf8)
+        } else {
+            appendString(description, maxBytes: maxBytes)
+        }
+    }
+
+    mutating func appendInteger(_ value: Int64) {
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        appendUnsigned(value.magnitude)
+    }
+
+    mutating func appendUnsigned(_ value: UInt64) {
+        let start = bytes.count
+        var rest = value
+        repeat {
+            bytes.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10))
+            rest /= 10
+        } while rest > 0
+        bytes[start...].reverse()
+    }
+
+    // MARK: Strings
+
+    /// Appends `string` as a quoted, escaped JSON string, cut to `maxBytes` UTF-8 bytes (the
+    /// `…` included) at a character boundary if it is longer.
+    mutating func appendString(_ string: String, maxBytes: Int) {
+        bytes.append(UInt8(ascii: "\""))
+        // withUTF8 is mutating; on a native string the copy shares storage and costs nothing.
+        var string = string
+        if string.utf8.count <= maxBytes {
+            string.withUTF8 { appendEscaped($0) }
+        } else {
+            let cut = JSONLineWriter.characterBoundary(in: string, atMost: maxBytes - 3)
+            string.withUTF8 { appendEscaped(UnsafeBufferPointer(rebasing: $0[..<cut])) }
+            append("…")
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// The UTF-8 length of the longest prefix of whole characters (grapheme clusters) that fits
+    /// in `budget` bytes, so a cut never splits a scalar, an emoji sequence or a combining mark.
+    static func characterBoundary(in string: String, atMost budget: Int) -> Int {
+        guard budget > 0 else { return 0 }
+        let utf8 = string.utf8
+        var end = 0
+        var index = string.startIndex
+        while index < string.endIndex {
+            let next = string.index(after: index)
+            let offset = utf8.distance(from: utf8.startIndex, to: next)
+            if offset > budget { break }
+            end = offset
+            index = next
+        }
+        return end
+    }
+
+    /// Escapes UTF-8 bytes for the inside of a JSON string. Runs of safe bytes are copied in
+    /// one go; the input is valid UTF-8 (it comes from a `String`), so only ASCII bytes and
+    /// the U+2028/U+2029 sequences (E2 80 A8/A9) need looking at.
+    mutating func appendEscaped(_ input: UnsafeBufferPointer<UInt8>) {
+        let count = input.count
+        var runStart = 0
+        var index = 0
+        while index < count {
+            let byte = input[index]
+            if byte >= 0x20, byte != 0x22, byte != 0x5C, byte != 0x7F, byte != 0xE2 {
+                index += 1
+                continue
+            }
+            if byte == 0xE2 {
+                // U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR are legal inside JSON
+                // strings, but some consumers (JavaScript, log viewers) treat them as line ends.
+                guard index + 2 < count, input[index + 1] == 0x80, input[index + 2] & 0xFE == 0xA8 else {
+                    index += 1
+                    continue
+                }
+                appendRun(input, from: runStart, to: index)
+                append("\\u202")
+                bytes.append(input[index + 2] == 0xA8 ? UInt8(ascii: "8") : UInt8(ascii: "9"))
+                index += 3
+                runStart = index
+                continue
+            }
+            appendRun(input, from: runStart, to: index)
+            switch byte {
+            case 0x22: append("\\\"")
+            case 0x5C: append("\\\\")
+            case 0x0A: append("\\n")
+            case 0x0D: append("\\r")
+            case 0x09: append("\\t")
+            case 0x08: append("\\b")
+            case 0x0C: append("\\f")
+            default:
+                append("\\u00")
+                bytes.append(JSONLineWriter.hexDigit(byte >> 4))
+                bytes.append(JSONLineWriter.hexDigit(byte & 0x0F))
+            }
+            index += 1
+            runStart = index
+        }
+        appendRun(input, from: runStart, to: count)
+    }
+
+    private mutating func appendRun(_ input: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) {
+        if start < end {
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: input[start..<end]))
+        }
+    }
+
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+    }
+
+    // MARK: Time
+
+    /// Appends the current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ` (RFC 3339).
+    mutating func appendCurrentTime() {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        appendTime(seconds: Int(now.tv_sec), milliseconds: Int(now.tv_nsec) / 1_000_000)
+    }
+
+    mutating func appendTime(seconds: Int, milliseconds: Int) {
+        // Floor division, so times before 1970 land on the right day.
+        var days = seconds / 86_400
+        var secondOfDay = seconds % 86_400
+        if secondOfDay < 0 {
+            days -= 1
+            secondOfDay += 86_400
+        }
+        let date = JSONLogHandler.civil(fromDays: days)
+        appendPadded(date.year, width: 4)
+        bytes.append(UInt8(ascii: "-"))
+        appendPadded(date.month, width: 2)
+        bytes.append(UInt8(ascii: "-"))
+        appendPadded(date.day, width: 2)
+        bytes.append(UInt8(ascii: "T"))
+        appendPadded(secondOfDay / 3600, width: 2)
+        bytes.append(UInt8(ascii: ":"))
+        appendPadded(secondOfDay / 60 % 60, width: 2)
+        bytes.append(UInt8(ascii: ":"))
+        appendPadded(secondOfDay % 60, width: 2)
+        bytes.append(UInt8(ascii: "."))
+        appendPadded(milliseconds, width: 3)
+        bytes.append(UInt8(ascii: "Z"))
+    }
+
+    /// Appends a non-negative number with leading zeros to `width` digits (more if it needs them).
+    private mutating func appendPadded(_ value: Int, width: Int) {
+        let start = bytes.count
+        var rest = max(0, value)
+        var digits = 0
+        repeat {
+            bytes.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10))
+            rest /= 10
+            digits += 1
+        } while rest > 0 || digits < width
+        bytes[start...].reverse()
+    }
+}

@@ -1,0 +1,106 @@
+/// Handler answers one request. It may suspend (await a database, a timer) without holding up
+/// other connections. A thrown ``HTTPError`` becomes that status with a JSON body; any other
+/// thrown error becomes a 500 and an error log line.
+public typealias Handler = @Sendable (Request) async throws -> Response
+
+/// Router maps a method and a path to a handler.
+///
+/// Paths are literal segments or `:name` parameters (`/users/:id`). A path that matches no
+/// route is a 404; a path that matches with another method is a 405 with `Allow`. `HEAD` is
+/// served by the `GET` handler (the server drops the body) unless a `HEAD` route exists.
+public struct Router: Sendable {
+    struct Route: Sendable {
+        var segments: [Segment]
+        var handlers: [String: Handler]
+    }
+
+    enum Segment: Sendable, Equatable {
+        case literal(String)
+        case parameter(String)
+    }
+
+    /// Routes without parameters, by exact path: one dictionary lookup for the common case.
+    var exact: [String: Route] = [:]
+    var parameterized: [Route] = []
+
+    public init() {}
+
+    /// Adds `handler` for `method` on `path`. Registering the same method and path twice
+    /// replaces the earlier handler.
+    public mutating func on(_ method: String, _ path: String, _ handler: @escaping Handler) {
+        let segments = Self.split(path).map { part -> Segment in
+            part.hasPrefix(":") && part.count > 1 ? .parameter(String(part.dropFirst())) : .literal(String(part))
+        }
+        if segments.allSatisfy({ if case .literal = $0 { true } else { false } }) {
+            let key = "/" + segments.map { if case .literal(let s) = $0 { s } else { "" } }.joined(separator: "/")
+            exact[key, default: Route(segments: segments, handlers: [:])].handlers[method] = handler
+        } else if let index = parameterized.firstIndex(where: { $0.segments == segments }) {
+            parameterized[index].handlers[method] = handler
+        } else {
+            parameterized.append(Route(segments: segments, handlers: [method: handler]))
+        }
+    }
+
+    public mutating func get(_ path: String, _ handler: @escaping Handler) { on("GET", path, handler) }
+    public mutating func post(_ path: String, _ handler: @escaping Handler) { on("POST", path, handler) }
+    public mutating func put(_ path: String, _ handler: @escaping Handler) { on("PUT", path, handler) }
+    public mutating func delete(_ path: String, _ handler: @escaping Handler) { on("DELETE", path, handler) }
+
+    /// The outcome of looking up a request.
+    public enum Match: Sendable {
+        case found(Handler, parameters: [String: String], route: String)
+        case notFound
+        case methodNotAllowed(allow: [String])
+    }
+
+    /// Finds the handler for `method` and `path` (percent-encoded, as in the request).
+    public func match(method: String, path: String) -> Match {
+        if let route = exact[path] ?? exact[Self.normalized(path)] {
+            return select(route, method: method, parameters: [:])
+        }
+        let parts = Self.split(path)
+        for route in parameterized where route.segments.count == parts.count {
+            var parameters: [String: String] = [:]
+            var matched = true
+            for (segment, part) in zip(route.segments, parts) {
+                switch segment {
+                case .literal(let literal):
+                    if literal != part { matched = false }
+                case .parameter(let name):
+                    guard let value = PercentDecoding.decode(part) else { matched = false; break }
+                    parameters[name] = value
+                }
+                if !matched { break }
+            }
+            if matched { return select(route, method: method, parameters: parameters) }
+        }
+        return .notFound
+    }
+
+    private func select(_ route: Route, method: String, parameters: [String: String]) -> Match {
+        let template = "/" + route.segments.map {
+            switch $0 {
+            case .literal(let s): return s
+            case .parameter(let name): return ":" + name
+            }
+        }.joined(separator: "/")
+        if let handler = route.handlers[method] {
+            return .found(handler, parameters: parameters, route: template)
+        }
+        if method == "HEAD", let handler = route.handlers["GET"] {
+            return .found(handler, parameters: parameters, route: template)
+        }
+        var allow = Set(route.handlers.keys)
+        if allow.contains("GET") { allow.insert("HEAD") }
+        return .methodNotAllowed(allow: allow.sorted())
+    }
+
+    static func split(_ path: String) -> [Substring] {
+        path.split(separator: "/", omittingEmptySubsequences: true)
+    }
+
+    /// `/health/` and `//health` find `/health`.
+    static func normalized(_ path: String) -> String {
+        "/" + split(path).joined(separator: "/")
+    }
+}

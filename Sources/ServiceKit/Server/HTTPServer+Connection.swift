@@ -1,0 +1,295 @@
+import Logging
+
+extension HTTPServer {
+    /// Serves one connection until it closes: read a request, call its handler, write the
+    /// response, repeat. Runs on `state.loop`'s thread.
+    func serve(_ connection: Connection, remote: SocketAddress?, on state: LoopState) async {
+        let socket = connection.socket
+        let loop = state.loop
+        defer {
+            state.connections[socket.fd] = nil
+            loop.deregister(socket.fd)
+            socket.close()
+            openConnections.subtract(1, ordering: .relaxed)
+        }
+        do {
+            try loop.register(socket.fd)
+            // Responses go out in one write each; Nagle would only delay them.
+            try socket.setOption(Platform.tcpProtocol, TCP_NODELAY, 1)
+        } catch {
+            logger.warning("cannot set up connection", metadata: ["error": "\(error)"])
+            return
+        }
+
+        var input = InputBuffer(capacity: 4096)
+        var output: [UInt8] = []
+        output.reserveCapacity(1024)
+        let inputLimit = limits.maxHeaderBytes + 1024
+        var firstRequest = true
+
+        requestLoop: while true {
+            // Between requests. A connection with nothing buffered is idle: the drain may close it.
+            if input.isEmpty {
+                if state.draining { return }
+                connection.phase = .idle
+            }
+            var deadline = EventLoop.deadline(
+                after: input.isEmpty && !firstRequest ? configuration.idleTimeout : configuration.readHeaderTimeout)
+            var scanFrom = 0
+            var parsed: (head: HTTPRequestHead, length: Int)?
+
+            while parsed == nil {
+                if !input.isEmpty {
+                    switch HTTPRequestParser.parseHead(input.readable, scanFrom: scanFrom, limits: limits) {
+                    case .complete(let head, let length):
+                        parsed = (head, length)
+                        continue
+                    case .incomplete(let resumeAt):
+                        scanFrom = resumeAt
+                    case .failure(let error):
+                        await refuse(error, head: nil, socket: socket, remote: remote, state: state, output: &output)
+                        return
+                    }
+                }
+                guard let space = input.writableSpace(limit: inputLimit) else {
+                    await refuse(.headerFieldsTooLarge, head: nil, socket: socket, remote: remote, state: state, output: &output)
+                    return
+                }
+                let wasEmpty = input.isEmpty
+                switch await read(socket, into: space, deadline: deadline, loop: loop) {
+                case .bytes(let count):
+                    input.didWrite(count)
+                    if wasEmpty {
+                        // The first byte of a request starts its header timer (slowloris).
+                        connection.phase = .active
+                        if !firstRequest { deadline = EventLoop.deadline(after: configuration.readHeaderTimeout) }
+                    }
+                case .end:
+                    if !wasEmpty {
+                        logger.debug("client closed the connection mid-request", metadata: ["remote": "\(remote?.description ?? "-")"])
+                    }
+                    return
+                case .timedOut:
+                    if !input.isEmpty {
+                        await refuse(HTTPError(status: 408, reason: "request header timeout"), head: nil,
+                                     socket: socket, remote: remote, state: state, output: &output)
+                    }
+                    return
+                case .failed:
+                    return
+                }
+            }
+            guard let (head, headLength) = parsed else { return }
+            input.consume(headLength)
+            connection.phase = .active
+            let started = EventLoop.now()
+
+            // The body, decoded and bounded before the handler sees it.
+            var body: [UInt8] = []
+            do throws(HTTPError) {
+                var decoder = try HTTPBodyDecoder(framing: head.framing, limits: limits)
+                if !decoder.isComplete {
+                    if head.expectsContinue && input.isEmpty {
+                        guard await writeAll(HTTPResponseSerializer.continueResponse, socket, loop: loop) else { return }
+                    }
+                    let bodyDeadline = EventLoop.deadline(after: configuration.readTimeout)
+                    while true {
+                        if !input.isEmpty {
+                            let consumed = try decoder.decode(input.readable, into: &body)
+                            input.consume(consumed)
+                            if decoder.isComplete { break }
+                        }
+                        guard let space = input.writableSpace(limit: inputLimit) else { return }
+                        switch await read(socket, into: space, deadline: bodyDeadline, loop: loop) {
+                        case .bytes(let count): input.didWrite(count)
+                        case .end:
+                            logger.debug("client closed the connection mid-body", metadata: ["remote": "\(remote?.description ?? "-")"])
+                            return
+                        case .timedOut:
+                            throw HTTPError(status: 408, reason: "request body timeout")
+                        case .failed: return
+                        }
+                    }
+                }
+            } catch {
+                await refuse(error, head: head, socket: socket, remote: remote, state: state, output: &output)
+                return
+            }
+
+            let requestID = Self.saneRequestID(head.headers["x-request-id"]) ?? state.newRequestID()
+            var response: Response
+            switch router.match(method: head.method, path: head.path) {
+            case .found(let handler, let parameters, _):
+                let request = Request(head: head, body: body, pathParameters: parameters, remoteAddress: remote, id: requestID)
+                do {
+                    response = try await handler(request)
+                } catch let error as HTTPError {
+                    response = .error(error.status, error.reason)
+                } catch {
+                    logger.error("handler failed", metadata: [
+                        "error": "\(String(describing: error))", "method": "\(head.method)", "path": "\(head.path)",
+                        "request_id": "\(requestID)",
+                    ])
+                    response = .error(500, "internal server error")
+                }
+            case .notFound:
+                response = .error(404, "not found")
+            case .methodNotAllowed(let methods):
+                response = .error(405, "method not allowed")
+                response.headers.add(name: "Allow", value: methods.joined(separator: ", "))
+            }
+
+            let keepAlive = head.keepAlive && !state.draining
+            let sent = await send(response, for: head, requestID: requestID, keepAlive: keepAlive,
+                                  socket: socket, state: state, output: &output)
+            logAccess(head: head, status: response.status, bytes: response.body.count, started: started,
+                      remote: remote, requestID: requestID)
+            guard sent else { return }
+            if !keepAlive {
+                await lingeringClose(socket, loop: loop)
+                return
+            }
+            firstRequest = false
+        }
+    }
+
+    enum ReadOutcome { case bytes(Int), end, timedOut, failed }
+
+    /// Reads once, waiting for readability (until `deadline`) as long as nothing is there.
+    @inline(__always)
+    func read(_ socket: Socket, into space: UnsafeMutableRawBufferPointer, deadline: UInt64, loop: EventLoop) async -> ReadOutcome {
+        while true {
+            do {
+                if let count = try socket.read(into: space) {
+                    return count == 0 ? .end : .bytes(count)
+                }
+            } catch {
+                return .failed
+            }
+            switch await loop.waitReadable(socket.fd, deadline: deadline) {
+            case .ready: continue
+            case .timedOut: return .timedOut
+            case .cancelled: return .failed
+            }
+        }
+    }
+
+    /// Writes every byte, waiting for the client to read as needed (up to the write timeout).
+    func writeAll(_ bytes: [UInt8], _ socket: Socket, loop: EventLoop) async -> Bool {
+        var offset = 0
+        var deadline: UInt64?
+        while offset < bytes.count {
+            let written: Int?
+            do {
+                written = try bytes.withUnsafeBytes { raw throws(SystemError) in
+                    try socket.write(UnsafeRawBufferPointer(rebasing: raw[offset...]))
+                }
+            } catch {
+                return false
+            }
+            if let written {
+                offset += written
+                continue
+            }
+            if deadline == nil { deadline = EventLoop.deadline(after: configuration.writeTimeout) }
+            guard await loop.waitWritable(socket.fd, deadline: deadline ?? .max) == .ready else { return false }
+        }
+        return true
+    }
+
+    /// Serializes and writes a response. HEAD responses and 1xx/204/304 carry no body.
+    func send(
+        _ response: Response, for head: HTTPRequestHead?, requestID: String?, keepAlive: Bool,
+        socket: Socket, state: LoopState, output: inout [UInt8]
+    ) async -> Bool {
+        var headers = response.headers
+        if let requestID { headers.add(name: "X-Request-ID", value: requestID) }
+        let connection: String? = !keepAlive ? "close" : (head?.version == .http1_0 ? "keep-alive" : nil)
+        let noBody = HTTPStatus.forbidsBody(response.status)
+        output.removeAll(keepingCapacity: true)
+        let skipped = HTTPResponseSerializer.writeHead(
+            status: response.status, headers: headers, contentLength: noBody ? 0 : response.body.count,
+            date: state.date, connection: connection, into: &output)
+        if skipped > 0 {
+            logger.warning("response header fields dropped: invalid name or value", metadata: ["count": "\(skipped)"])
+        }
+        if head?.method != "HEAD" && !noBody {
+            if response.body.count <= 64 * 1024 {
+                output.append(contentsOf: response.body)
+            } else {
+                guard await writeAll(output, socket, loop: state.loop) else { return false }
+                return await writeAll(response.body, socket, loop: state.loop)
+            }
+        }
+        return await writeAll(output, socket, loop: state.loop)
+    }
+
+    /// Answers a request the parser or a limit refused, and closes: after a framing error the
+    /// stream can no longer be trusted to hold request boundaries.
+    func refuse(
+        _ error: HTTPError, head: HTTPRequestHead?, socket: Socket, remote: SocketAddress?,
+        state: LoopState, output: inout [UInt8]
+    ) async {
+        let requestID = Self.saneRequestID(head?.headers["x-request-id"]) ?? state.newRequestID()
+        let response = Response.error(error.status, error.reason)
+        let started = EventLoop.now()
+        if await send(response, for: head, requestID: requestID, keepAlive: false, socket: socket, state: state, output: &output) {
+            await lingeringClose(socket, loop: state.loop)
+        }
+        if let head {
+            logAccess(head: head, status: error.status, bytes: response.body.count, started: started, remote: remote, requestID: requestID)
+        } else {
+            accessLogger.info("request refused", metadata: [
+                "status": .stringConvertible(error.status), "reason": "\(error.reason)",
+                "remote": "\(remote?.description ?? "-")", "request_id": "\(requestID)",
+            ])
+        }
+    }
+
+    /// Half-closes, then reads and discards for a moment before closing, so a client that is
+    /// still sending (a pipelined request, a body we refused) gets our response rather than a
+    /// reset that discards it (RFC 9112 §9.6).
+    func lingeringClose(_ socket: Socket, loop: EventLoop) async {
+        socket.shutdownWrite()
+        let deadline = EventLoop.now() + 500_000_000
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+        defer { scratch.deallocate() }
+        var discarded = 0
+        while discarded < 256 * 1024 {
+            guard case .bytes(let count) = await read(socket, into: scratch, deadline: deadline, loop: loop) else { return }
+            discarded += count
+        }
+    }
+
+    func logAccess(head: HTTPRequestHead, status: Int, bytes: Int, started: UInt64, remote: SocketAddress?, requestID: String) {
+        guard configuration.accessLog else { return }
+        let micros = (EventLoop.now() &- started) / 1000
+        accessLogger.info("request", metadata: [
+            "method": .string(head.method),
+            "path": .string(head.path),
+            "status": .stringConvertible(status),
+            "bytes": .stringConvertible(bytes),
+            "duration_ms": .stringConvertible(Double(micros) / 1000),
+            "remote": .string(remote?.host ?? "-"),
+            "request_id": .string(requestID),
+            "user_agent": .string(head.headers["user-agent"] ?? "-"),
+        ])
+    }
+
+    /// An incoming `X-Request-ID` is reused only if it is 1 to 128 characters from a safe set,
+    /// so it can be echoed in a header and a log line without surprises.
+    static func saneRequestID(_ value: String?) -> String? {
+        guard let value, !value.isEmpty, value.utf8.count <= 128 else { return nil }
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."),
+                UInt8(ascii: ":"), UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "="), UInt8(ascii: "@"):
+                continue
+            default:
+                return nil
+            }
+        }
+        return value
+    }
+}

@@ -1,0 +1,278 @@
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// HTTPServer serves HTTP/1.1 on a TCP listener with one event loop per core.
+///
+/// Each connection is a task whose executor preference is the loop watching its socket; its
+/// code reads top to bottom (read a request, call the handler, write the response, repeat)
+/// like a goroutine under Go's netpoller. It is a swift-service-lifecycle `Service`: run it in
+/// a `ServiceGroup` and a SIGTERM drains it.
+public final class HTTPServer: Service, @unchecked Sendable {
+    public let configuration: ServerConfiguration
+    let router: Router
+    let logger: Logger
+    let accessLogger: Logger
+    let limits: HTTPLimits
+
+    enum State {
+        case initial
+        case running(listener: Socket, address: SocketAddress, loops: [LoopState])
+        case draining(address: SocketAddress, loops: [LoopState])
+        case stopped
+    }
+
+    let state = Mutex(State.initial)
+    let openConnections = Atomic<Int>(0)
+    let rejectedConnections = Atomic<Int>(0)
+    let draining = Atomic<Bool>(false)
+    let stoppedWaiters = Mutex<(stopped: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    /// - Parameters:
+    ///   - configuration: address, limits and timeouts.
+    ///   - router: the routes to serve.
+    ///   - logger: for the server's own events (startup, errors, shutdown).
+    ///   - accessLogger: for one line per request; defaults to `logger` relabelled `access`.
+    public init(configuration: ServerConfiguration, router: Router, logger: Logger, accessLogger: Logger? = nil) {
+        self.configuration = configuration
+        self.router = router
+        self.logger = logger
+        self.accessLogger = accessLogger ?? Logger(label: "access")
+        limits = HTTPLimits(
+            maxHeaderBytes: configuration.maxHeaderBytes,
+            maxRequestLineBytes: min(8 * 1024, configuration.maxHeaderBytes),
+            maxBodyBytes: configuration.maxBodyBytes
+        )
+    }
+
+    /// The bound address once ``start()`` returned; its port is the real one when 0 was asked.
+    public var localAddress: SocketAddress? {
+        state.withLock { state in
+            switch state {
+            case .running(_, let address, _), .draining(let address, _): return address
+            case .initial, .stopped: return nil
+            }
+        }
+    }
+
+    /// The number of open client connections.
+    public var connectionCount: Int { openConnections.load(ordering: .relaxed) }
+
+    /// Binds the listener and starts the event loops. Errors (address in use, permission
+    /// denied, a bad address) are thrown before anything is served.
+    public func start() throws(SystemError) {
+        guard case .initial = state.withLock({ $0 }) else { return }
+        guard let address = SocketAddress(host: configuration.host, port: configuration.port) else {
+            throw SystemError(call: "inet_pton(\(configuration.host))", errno: EINVAL)
+        }
+        let listener = try Socket.listen(on: address)
+        let bound: SocketAddress
+        do {
+            bound = try listener.localAddress()
+        } catch {
+            listener.close()
+            throw error
+        }
+        let count = configuration.eventLoops > 0 ? configuration.eventLoops : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        var loops: [LoopState] = []
+        for index in 0..<count {
+            do {
+                let loop = try EventLoop(index: index)
+                loop.execute { loop.addIterationHook { LogSink.standardOutput.flush() } }
+                loops.append(LoopState(loop: loop))
+            } catch {
+                loops.forEach { $0.loop.stop() }
+                listener.close()
+                throw error
+            }
+        }
+        state.withLock { $0 = .running(listener: listener, address: bound, loops: loops) }
+        let acceptLoop = loops[0]
+        Task(executorPreference: acceptLoop.loop) {
+            await self.acceptConnections(listener, on: acceptLoop, loops: loops)
+        }
+    }
+
+    /// Runs the server until a graceful shutdown (SIGTERM in a `ServiceGroup`) or cancellation,
+    /// then drains it. Starts it first if ``start()`` was not called.
+    public func run() async throws {
+        try start()
+        do {
+            try await gracefulShutdown()
+        } catch {
+            // Cancelled: no grace.
+            await shutdown(drainTimeout: .zero)
+            return
+        }
+        await shutdown(drainTimeout: configuration.drainTimeout)
+    }
+
+    // MARK: Accepting
+
+    private func acceptConnections(_ listener: Socket, on acceptLoop: LoopState, loops: [LoopState]) async {
+        let loop = acceptLoop.loop
+        do {
+            try loop.register(listener.fd)
+        } catch {
+            logger.critical("cannot watch the listener", metadata: ["error": "\(error)"])
+            return
+        }
+        var next = 0
+        var descriptorsExhausted = false
+        while !draining.load(ordering: .relaxed) {
+            let accepted: (Socket, SocketAddress?)?
+            do {
+                accepted = try listener.accept()
+            } catch {
+                // EMFILE/ENFILE leave the connection in the backlog and the listener readable:
+                // retrying at once would spin a core. Log once, back off, try again.
+                if error.errno == EMFILE || error.errno == ENFILE || error.errno == ENOBUFS || error.errno == ENOMEM {
+                    if !descriptorsExhausted {
+                        logger.error("accept failed; backing off", metadata: ["error": "\(error)"])
+                        descriptorsExhausted = true
+                    }
+                } else {
+                    logger.error("accept failed", metadata: ["error": "\(error)"])
+                }
+                await loop.sleep(until: EventLoop.now() + 100_000_000)
+                continue
+            }
+            guard let (client, remote) = accepted else {
+                if await loop.waitReadable(listener.fd) == .cancelled { break }
+                continue
+            }
+            if descriptorsExhausted {
+                logger.notice("accepting again")
+                descriptorsExhausted = false
+            }
+            if openConnections.load(ordering: .relaxed) >= configuration.maxConnections {
+                refuse(client)
+                continue
+            }
+            openConnections.add(1, ordering: .relaxed)
+            let target = loops[next % loops.count]
+            next &+= 1
+            let connection = Connection(socket: client)
+            if target === acceptLoop {
+                start(connection, remote: remote, on: target)
+            } else {
+                target.loop.execute { self.start(connection, remote: remote, on: target) }
+            }
+        }
+        loop.deregister(listener.fd)
+        listener.close()
+    }
+
+    /// Starts a connection's task on its loop (loop thread only: it enters the loop's table).
+    private func start(_ connection: Connection, remote: SocketAddress?, on state: LoopState) {
+        state.connections[connection.socket.fd] = connection
+        connection.task = Task(executorPreference: state.loop) {
+            await self.serve(connection, remote: remote, on: state)
+        }
+    }
+
+    /// Past the connection cap: a 503 and a close, without giving the connection a task.
+    private func refuse(_ socket: Socket) {
+        rejectedConnections.add(1, ordering: .relaxed)
+        // Read what the client already sent so the close does not turn into a reset that
+        // discards the 503 before the client reads it.
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        _ = scratch.withUnsafeMutableBytes { try? socket.read(into: $0) }
+        let body = #"{"error":"too many connections","status":503}"#
+        let response = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\nRetry-After: 1\r\n\r\n\(body)"
+        _ = Array(response.utf8).withUnsafeBytes { try? socket.write($0) }
+        socket.shutdownWrite()
+        socket.close()
+        let rejected = rejectedConnections.load(ordering: .relaxed)
+        if rejected & (rejected - 1) == 0 {
+            // Powers of two: a flood logs a handful of lines, not one per connection.
+            logger.warning("connection limit reached; refusing connections",
+                           metadata: ["max_connections": "\(configuration.maxConnections)", "refused_total": "\(rejected)"])
+        }
+    }
+
+    // MARK: Shutdown
+
+    /// Stops accepting, lets requests in flight finish (their responses say
+    /// `Connection: close`), closes idle keep-alive connections, and after `drainTimeout`
+    /// closes whatever is left. Returns when every connection is closed and the loops stopped.
+    public func shutdown(drainTimeout: Duration) async {
+        let running: (loops: [LoopState], listener: Socket)? = state.withLock { state in
+            switch state {
+            case .running(let listener, let address, let loops):
+                state = .draining(address: address, loops: loops)
+                return (loops, listener)
+            case .initial:
+                state = .stopped
+                return nil
+            case .draining, .stopped:
+                return nil
+            }
+        }
+        guard let (loops, listener) = running else {
+            await waitUntilStopped()
+            return
+        }
+        draining.store(true, ordering: .relaxed)
+        let started = EventLoop.now()
+        logger.info("shutdown: draining", metadata: ["open_connections": "\(connectionCount)", "drain_timeout": "\(drainTimeout.goString)"])
+
+        for state in loops {
+            state.loop.execute {
+                state.draining = true
+                // Wake the accept loop (on loop 0) so it sees the flag and closes the listener,
+                // and close connections that wait for a next request.
+                if state.loop.index == 0 { state.loop.cancelWaits(listener.fd) }
+                for connection in state.connections.values where connection.phase == .idle {
+                    state.loop.cancelWaits(connection.socket.fd)
+                }
+            }
+        }
+
+        let deadline = EventLoop.deadline(after: drainTimeout)
+        while connectionCount > 0 && EventLoop.now() < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        let remaining = connectionCount
+        if remaining > 0 {
+            logger.warning("shutdown: drain timeout passed; closing connections", metadata: ["open_connections": "\(remaining)"])
+            for state in loops {
+                state.loop.execute {
+                    for connection in state.connections.values {
+                        _ = systemShutdown(connection.socket.fd, Int32(SHUT_RDWR))
+                        state.loop.cancelWaits(connection.socket.fd)
+                        connection.task?.cancel()
+                    }
+                }
+            }
+            let hardDeadline = EventLoop.now() + 1_000_000_000
+            while connectionCount > 0 && EventLoop.now() < hardDeadline {
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+        }
+        for state in loops { state.loop.stop() }
+        let elapsed = Double(EventLoop.now() - started) / 1e6
+        logger.info("shutdown: done", metadata: [
+            "closed_at_deadline": "\(remaining)", "duration_ms": "\(Int(elapsed))",
+        ])
+        self.state.withLock { $0 = .stopped }
+        let waiters = stoppedWaiters.withLock { value in
+            value.stopped = true
+            defer { value.waiters = [] }
+            return value.waiters
+        }
+        waiters.forEach { $0.resume() }
+    }
+
+    /// Returns once ``shutdown(drainTimeout:)`` has finished.
+    public func waitUntilStopped() async {
+        await withCheckedContinuation { continuation in
+            let done = stoppedWaiters.withLock { value in
+                if value.stopped { return true }
+                value.waiters.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+}

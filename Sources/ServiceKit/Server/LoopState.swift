@@ -1,0 +1,102 @@
+/// LoopState is an ``HTTPServer``'s per-event-loop data: the loop's connections, its cached
+/// `Date` value and its request-ID generator. Only code running on that loop touches it, so
+/// none of it needs a lock.
+final class LoopState: @unchecked Sendable {
+    let loop: EventLoop
+    @exclusivity(unchecked) var connections: [Int32: Connection] = [:]
+    @exclusivity(unchecked) var draining = false
+    @exclusivity(unchecked) private var dateSecond = -1
+    @exclusivity(unchecked) private var dateBytes: [UInt8] = []
+    @exclusivity(unchecked) private var random: SplitMix64
+
+    init(loop: EventLoop) {
+        self.loop = loop
+        var system = SystemRandomNumberGenerator()
+        random = SplitMix64(seed: system.next())
+    }
+
+    /// The IMF-fixdate for the current second (RFC 9110 §5.6.7), formatted once per second.
+    var date: [UInt8] {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME_COARSE, &spec)
+        if spec.tv_sec != dateSecond {
+            dateSecond = spec.tv_sec
+            dateBytes = HTTPDate.format(seconds: spec.tv_sec)
+        }
+        return dateBytes
+    }
+
+    /// A new request ID: 16 hex digits from a per-loop generator seeded from the system's
+    /// random source (a getrandom call per request would be a syscall per request).
+    func newRequestID() -> String {
+        let value = random.next()
+        let digits: StaticString = "0123456789abcdef"
+        return String(unsafeUninitializedCapacity: 16) { out in
+            for i in 0..<16 {
+                out[i] = digits.utf8Start[Int((value >> UInt64(60 - 4 * i)) & 0xF)]
+            }
+            return 16
+        }
+    }
+}
+
+/// Connection is the server's record of one client connection, shared between its task and
+/// its loop's table (for the drain). Loop thread only.
+final class Connection: @unchecked Sendable {
+    /// Go's ConnState, less `new` (a connection is active from accept) and `closed` (it is
+    /// then removed from the table).
+    enum Phase { case active, idle }
+
+    let socket: Socket
+    @exclusivity(unchecked) var phase: Phase = .active
+    @exclusivity(unchecked) var task: Task<Void, Never>?
+
+    init(socket: Socket) { self.socket = socket }
+}
+
+/// SplitMix64: a fast, well-mixed 64-bit generator; request IDs need uniqueness, not secrecy.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+enum HTTPDate {
+    static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    /// `Sun, 06 Nov 1994 08:49:37 GMT`
+    static func format(seconds: Int) -> [UInt8] {
+        var time = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        var out: [UInt8] = []
+        out.reserveCapacity(29)
+        out.append(contentsOf: days[Int(parts.tm_wday) % 7].utf8)
+        out.append(contentsOf: ", ".utf8)
+        two(Int(parts.tm_mday), &out)
+        out.append(UInt8(ascii: " "))
+        out.append(contentsOf: months[Int(parts.tm_mon) % 12].utf8)
+        out.append(UInt8(ascii: " "))
+        HTTPResponseSerializer.appendDecimal(Int(parts.tm_year) + 1900, to: &out)
+        out.append(UInt8(ascii: " "))
+        two(Int(parts.tm_hour), &out)
+        out.append(UInt8(ascii: ":"))
+        two(Int(parts.tm_min), &out)
+        out.append(UInt8(ascii: ":"))
+        two(Int(parts.tm_sec), &out)
+        out.append(contentsOf: " GMT".utf8)
+        return out
+    }
+
+    private static func two(_ value: Int, _ out: inout [UInt8]) {
+        out.append(UInt8(ascii: "0") + UInt8(value / 10 % 10))
+        out.append(UInt8(ascii: "0") + UInt8(value % 10))
+    }
+}

@@ -1,0 +1,63 @@
+import FoundationEssentials
+
+extension Request {
+    /// Decodes the body as JSON, or throws a 400 ``HTTPError`` whose reason says what is wrong
+    /// (a 415 when the client declared another content type).
+    public func decode<T: Decodable>(_ type: T.Type, as decoder: JSONDecoder = JSONDecoder()) throws(HTTPError) -> T {
+        if let contentType = headers["content-type"],
+           !contentType.lowercased().hasPrefix("application/json") {
+            throw HTTPError(status: 415, reason: "expected Content-Type application/json")
+        }
+        guard !body.isEmpty else { throw .badRequest("request body is empty; expected JSON") }
+        do {
+            return try decoder.decode(T.self, from: Data(body))
+        } catch let error as DecodingError {
+            throw .badRequest("invalid JSON body: \(Self.describe(error))")
+        } catch {
+            throw .badRequest("invalid JSON body")
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ keys: [any CodingKey]) -> String {
+            keys.isEmpty ? "the top level" : "'" + keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".") + "'"
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "missing field '\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))'"
+        case .typeMismatch(let type, let context):
+            return "\(path(context.codingPath)) should be \(Self.jsonTypeName(type))"
+        case .valueNotFound(let type, let context):
+            return "\(path(context.codingPath)) should be \(Self.jsonTypeName(type)), not null"
+        case .dataCorrupted(let context):
+            return context.codingPath.isEmpty ? "not valid JSON" : "\(path(context.codingPath)) has an invalid value"
+        @unknown default:
+            return "cannot decode"
+        }
+    }
+
+    static func jsonTypeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Bool.Type: return "a boolean"
+        case is Int.Type, is Int64.Type, is Int32.Type, is UInt.Type, is UInt64.Type: return "an integer"
+        case is Double.Type, is Float.Type: return "a number"
+        default: return "an object or array"
+        }
+    }
+}
+
+extension Response {
+    /// A JSON response encoding `value`; a value that cannot be encoded is a thrown error the
+    /// server turns into a 500.
+    public static func json<T: Encodable>(_ value: T, status: Int = 200, encoder: JSONEncoder = Response.jsonEncoder) throws -> Response {
+        .json(raw: Array(try encoder.encode(value)), status: status)
+    }
+
+    /// Sorted keys, so responses are stable for clients and tests.
+    public static var jsonEncoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+}

@@ -1,0 +1,79 @@
+@_exported import HTTP1
+
+/// Request is what a handler sees: the parsed head, the whole body (bounded by
+/// ``ServerConfiguration/maxBodyBytes``), the route's path parameters and the request ID.
+public struct Request: Sendable {
+    public var head: HTTPRequestHead
+    /// The body, after chunked decoding. Empty when the request had none.
+    public var body: [UInt8]
+    /// Values of the route's `:name` segments, percent-decoded.
+    public var pathParameters: [String: String]
+    /// The client's address, or nil if the socket could not tell.
+    public var remoteAddress: SocketAddress?
+    /// The `X-Request-ID` the client sent (if it was sane) or one the server made; echoed in
+    /// the response and the access log.
+    public var id: String
+
+    public init(
+        head: HTTPRequestHead, body: [UInt8] = [], pathParameters: [String: String] = [:],
+        remoteAddress: SocketAddress? = nil, id: String = ""
+    ) {
+        self.head = head
+        self.body = body
+        self.pathParameters = pathParameters
+        self.remoteAddress = remoteAddress
+        self.id = id
+    }
+
+    public var method: String { head.method }
+    /// The path, still percent-encoded.
+    public var path: String { head.path }
+    public var headers: HTTPHeaders { head.headers }
+
+    /// The first value of query parameter `name`, percent-decoded (`+` as space), or nil.
+    public func query(_ name: String) -> String? {
+        guard let query = head.query else { return nil }
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if PercentDecoding.decode(parts[0], plusAsSpace: true) == name {
+                return parts.count > 1 ? PercentDecoding.decode(parts[1], plusAsSpace: true) ?? "" : ""
+            }
+        }
+        return nil
+    }
+
+    /// The value of path parameter `name` (a `:name` segment of the route).
+    public func parameter(_ name: String) -> String? { pathParameters[name] }
+}
+
+enum PercentDecoding {
+    /// Decodes `%XX` escapes; nil for a malformed escape. Invalid UTF-8 becomes U+FFFD.
+    static func decode(_ text: Substring, plusAsSpace: Bool = false) -> String? {
+        guard text.utf8.contains(UInt8(ascii: "%")) || (plusAsSpace && text.utf8.contains(UInt8(ascii: "+"))) else {
+            return String(text)
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%") {
+                guard let high = iterator.next().flatMap(hex), let low = iterator.next().flatMap(hex) else { return nil }
+                bytes.append(high << 4 | low)
+            } else if plusAsSpace && byte == UInt8(ascii: "+") {
+                bytes.append(UInt8(ascii: " "))
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func hex(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}

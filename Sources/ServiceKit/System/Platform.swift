@@ -1,0 +1,30 @@
+// The one place that knows which C library this is. Glibc today; Musl in the static Linux SDK.
+// Everything else in ServiceKit imports this module's names through here.
+#if canImport(Glibc)
+@_exported import Glibc
+#elseif canImport(Musl)
+@_exported import Musl
+#else
+#error("ServiceKit runs on Linux: it needs Glibc or Musl")
+#endif
+@_exported import CSystem
+
+enum Platform {
+    #if canImport(Glibc)
+    static let streamSocket = Int32(SOCK_STREAM.rawValue)
+    static let socketFlags = Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)
+    #else
+    static let streamSocket = SOCK_STREAM
+    static let socketFlags = Int32(SOCK_NONBLOCK | SOCK_CLOEXEC)
+    #endif
+    static let sendFlags = Int32(MSG_NOSIGNAL)
+    static let tcpProtocol = Int32(IPPROTO_TCP)
+
+    static var errno: Int32 {
+        #if canImport(Glibc)
+        Glibc.errno
+        #else
+        Musl.errno
+        #endif
+    }
+}
