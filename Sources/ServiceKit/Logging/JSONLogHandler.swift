@@ -16,8 +16,9 @@ import Logging
 ///
 /// Every string (message, label, keys, values) is escaped so that no input can end the line or
 /// the string early: `"` and `\`, all bytes below 0x20, DEL, and U+2028/U+2029 are escaped.
-/// Strings longer than `maxValueBytes` UTF-8 bytes are cut at a character boundary and end in
-/// `…`, so one value cannot blow up a line.
+/// The message, the label and string values longer than `maxValueBytes` UTF-8 bytes are cut at
+/// a character boundary and end in `…`, so one value cannot blow up a line. Keys are not cut:
+/// cutting could make two keys equal.
 ///
 /// The line is built byte by byte in one array, without Foundation or string interpolation,
 /// because it runs once per HTTP request for the access log.
@@ -131,7 +132,9 @@ public struct JSONLogHandler: LogHandler {
         if let error = event.error, merged["error"] == nil {
             merged["error"] = .string(String(describing: error))
         }
-        if !merged.isEmpty {
+        // One pass of cheap small-string compares; hashing the four names on every line showed
+        // up in profiles, and a collision is rare.
+        if merged.keys.contains(where: JSONLogHandler.isFixedField) {
             for reserved in JSONLogHandler.fixedFields {
                 guard let value = merged.removeValue(forKey: reserved) else { continue }
                 var renamed = "meta." + reserved
@@ -145,6 +148,10 @@ public struct JSONLogHandler: LogHandler {
     }
 
     private static let fixedFields = ["time", "level", "msg", "logger"]
+
+    private static func isFixedField(_ key: String) -> Bool {
+        key == "time" || key == "level" || key == "msg" || key == "logger"
+    }
 
     private static func name(of level: Logger.Level) -> StaticString {
         switch level {
@@ -273,7 +280,7 @@ struct JSONLineWriter {
             bytes.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10))
             rest /= 10
         } while rest > 0
-        bytes[start...].reverse()
+        reverseTail(from: start)
     }
 
     // MARK: Strings
@@ -412,6 +419,18 @@ struct JSONLineWriter {
             rest /= 10
             digits += 1
         } while rest > 0 || digits < width
-        bytes[start...].reverse()
+        reverseTail(from: start)
+    }
+
+    /// Reverses `bytes[start...]` in place. (Going through the slice subscript instead can
+    /// copy the whole line, which showed up in profiles.)
+    private mutating func reverseTail(from start: Int) {
+        var low = start
+        var high = bytes.count - 1
+        while low < high {
+            bytes.swapAt(low, high)
+            low += 1
+            high -= 1
+        }
     }
 }

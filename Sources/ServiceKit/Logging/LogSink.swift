@@ -60,6 +60,11 @@ public final class LogSink: Sendable {
         self.writer = Mutex([])
     }
 
+    /// A sink going away writes what batching threads left in it rather than lose it.
+    deinit {
+        flush()
+    }
+
     /// Lines dropped because they could not be written or did not fit in the buffer.
     public var droppedLines: Int { droppedLineCount.load(ordering: .relaxed) }
     /// Bytes dropped for the same reasons, including the written-off tail of a partly written line.

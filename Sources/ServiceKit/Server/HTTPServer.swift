@@ -78,7 +78,10 @@ public final class HTTPServer: Service, @unchecked Sendable {
         for index in 0..<count {
             do {
                 let loop = try EventLoop(index: index)
-                loop.execute { loop.addIterationHook { LogSink.standardOutput.flush() } }
+                loop.execute {
+                    LogSink.beginBatchingOnCurrentThread()
+                    loop.addIterationHook { LogSink.standardOutput.flush() }
+                }
                 loops.append(LoopState(loop: loop))
             } catch {
                 loops.forEach { $0.loop.stop() }

@@ -1,0 +1,3 @@
+module benchref
+
+go 1.19

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Benchmarks the Swift service's GET /health against a minimal Go net/http server with wrk.
+# See Benchmarks/README.md. Settings (environment):
+#   DURATION=10s  ROUNDS=3  CONNECTIONS="1 64 256"  ACCESS_LOG=true  STARTS=5  WARMUP=2s
+#   SERVICE_BIN=path  (skip the Swift build and use this binary)
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-1 64 256}
+ACCESS_LOG=${ACCESS_LOG:-true}
+STARTS=${STARTS:-5}
+WARMUP=${WARMUP:-2s}
+BIN_DIR=$BENCH_DIR/.bin
+WORK=$BENCH_DIR/.work
+RESULTS=$BENCH_DIR/results/latest.md
+CLK_TCK=$(getconf CLK_TCK)
+
+case $ACCESS_LOG in true | false) ;; *) echo "ACCESS_LOG must be true or false" >&2; exit 2 ;; esac
+for tool in wrk go python3 curl; do
+    command -v "$tool" >/dev/null || { echo "run.sh: $tool is not installed" >&2; exit 1; }
+done
+
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+# --- build ---------------------------------------------------------------------------------
+mkdir -p "$BIN_DIR"
+if [[ -n ${SERVICE_BIN:-} ]]; then
+    log "using SERVICE_BIN=$SERVICE_BIN"
+else
+    log "building the Swift service (release, scratch path .build-bench)"
+    (cd "$ROOT" && swift build -c release --product service --scratch-path "$ROOT/.build-bench" >&2)
+    SERVICE_BIN=$ROOT/.build-bench/release/service
+fi
+log "building the Go reference server"
+(cd "$BENCH_DIR/go" && GOFLAGS=-mod=mod GOPROXY=off go build -trimpath -o "$BIN_DIR/benchref" . >&2)
+GO_BIN=$BIN_DIR/benchref
+declare -A BIN=([swift]=$SERVICE_BIN [go]=$GO_BIN)
+
+rm -rf "$WORK"
+mkdir -p "$WORK" "$BENCH_DIR/results"
+
+# --- helpers -------------------------------------------------------------------------------
+declare -A PID PORT
+cleanup() {
+    local name
+    for name in "${!PID[@]}"; do
+        if kill -0 "${PID[$name]}" 2>/dev/null; then
+            kill -TERM "${PID[$name]}" 2>/dev/null || true
+            wait "${PID[$name]}" 2>/dev/null || true
+        fi
+    done
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# utime + stime of the whole process (all threads), in clock ticks. Fields 14 and 15 of
+# /proc/PID/stat, counted after the ")" that ends the command name (which may hold spaces).
+cpu_ticks() {
+    local stat fields
+    stat=$(<"/proc/$1/stat")
+    stat=${stat##*) }
+    read -r -a fields <<<"$stat"
+    echo $((fields[11] + fields[12]))
+}
+
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# Waits (polling, bounded) until the CPU counter of PID stops moving, so work the server does
+# after wrk stops (closing connections, flushing logs) is counted in the run it belongs to.
+settle() {
+    local pid=$1 last now i
+    last=$(cpu_ticks "$pid")
+    for ((i = 0; i < 30; i++)); do
+        sleep 0.1
+        now=$(cpu_ticks "$pid")
+        [[ $now == "$last" ]] && return 0
+        last=$now
+    done
+}
+
+start_server() {
+    local name=$1 i
+    PORT[$name]=$(free_port)
+    "${BIN[$name]}" --host=127.0.0.1 --port="${PORT[$name]}" --access-log="$ACCESS_LOG" \
+        >>"$WORK/$name.log" 2>>"$WORK/$name.stderr" &
+    PID[$name]=$!
+    for ((i = 0; i < 500; i++)); do
+        if curl -fsS --max-time 1 -o /dev/null "http://127.0.0.1:${PORT[$name]}/health" 2>/dev/null; then
+            log "$name is up: pid ${PID[$name]}, port ${PORT[$name]}"
+            return 0
+        fi
+        kill -0 "${PID[$name]}" 2>/dev/null || break
+        sleep 0.02
+    done
+    echo "run.sh: $name did not answer /health; its output:" >&2
+    cat "$WORK/$name.log" "$WORK/$name.stderr" >&2
+    exit 1
+}
+
+run_wrk() {
+    local name=$1 conns=$2 duration=$3 out=$4 threads=2
+    if ((conns < threads)); then threads=$conns; fi # wrk needs a connection per thread
+    wrk -t"$threads" -c"$conns" -d"$duration" --latency "http://127.0.0.1:${PORT[$name]}/health" >"$out"
+}
+
+# --- start to first 200 (before anything else runs) ----------------------------------------
+log "start to first 200: $STARTS starts of each server"
+python3 "$BENCH_DIR/startup.py" --starts "$STARTS" --access-log "$ACCESS_LOG" --logdir "$WORK" \
+    --out "$WORK/startup.tsv" swift="${BIN[swift]}" go="${BIN[go]}"
+
+# --- load ----------------------------------------------------------------------------------
+SERVERS=(swift go)
+for name in "${SERVERS[@]}"; do start_server "$name"; done
+
+if [[ $WARMUP != 0 && $WARMUP != 0s ]]; then
+    max_conns=$(tr ' ' '\n' <<<"$CONNECTIONS" | sort -n | tail -1)
+    for name in "${SERVERS[@]}"; do
+        log "warm-up: $name, $max_conns connections, $WARMUP"
+        run_wrk "$name" "$max_conns" "$WARMUP" "$WORK/warmup-$name.txt"
+    done
+fi
+
+RUNS=$WORK/runs.tsv
+printf 'server\tconns\tround\twrk_output\tcpu_ticks_before\tcpu_ticks_after\trss_kb_before\trss_kb_after\tlog_lines\n' >"$RUNS"
+for conns in $CONNECTIONS; do
+    for ((round = 1; round <= ROUNDS; round++)); do
+        # Alternate servers, and swap which goes first every round.
+        order=("${SERVERS[@]}")
+        if ((round % 2 == 0)); then order=("${SERVERS[1]}" "${SERVERS[0]}"); fi
+        for name in "${order[@]}"; do
+            pid=${PID[$name]}
+            out=$WORK/wrk-$name-c$conns-r$round.txt
+            settle "$pid"
+            : >"$WORK/$name.log" # opened with >>, so truncating keeps it tidy
+            rss_before=$(rss_kb "$pid")
+            cpu_before=$(cpu_ticks "$pid")
+            log "$name: $conns connections, round $round/$ROUNDS, $DURATION"
+            run_wrk "$name" "$conns" "$DURATION" "$out"
+            rss_after=$(rss_kb "$pid")
+            settle "$pid"
+            cpu_after=$(cpu_ticks "$pid")
+            lines=$(wc -l <"$WORK/$name.log")
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$conns" "$round" "$out" \
+                "$cpu_before" "$cpu_after" "$rss_before" "$rss_after" "$lines" >>"$RUNS"
+        done
+    done
+done
+
+# --- report --------------------------------------------------------------------------------
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+swift_version=$(swift --version 2>&1 | grep -m1 -o 'Swift version [^ ]*' || echo unknown)
+go_version=$(go version)
+wrk_version=$(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }' || true)
+{
+    echo "# Benchmark: Swift service vs Go net/http, GET /health"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- machine: $(nproc) CPUs, $cpu_model, Linux $(uname -r)"
+    echo "- toolchains: $swift_version; ${go_version#go version }"
+    echo "- load: $wrk_version, -t2 (-t1 at 1 connection), -d$DURATION --latency; $ROUNDS rounds, servers alternating; warm-up $WARMUP"
+    echo "- access log: $ACCESS_LOG (both servers, stdout to a file)"
+    echo "- wrk, both servers and this script share the same $(nproc) CPUs: compare rows of this run, not across machines or runs"
+    echo
+    python3 "$BENCH_DIR/summarize.py" --runs "$RUNS" --startup "$WORK/startup.tsv" --clk-tck "$CLK_TCK"
+} >"$RESULTS"
+echo
+cat "$RESULTS"
+echo
+log "wrote ${RESULTS#"$ROOT"/}; raw wrk output and server logs in ${WORK#"$ROOT"/}/"

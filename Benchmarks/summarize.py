@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Turns the raw files of one Benchmarks/run.sh run into Markdown tables on stdout.
+
+    summarize.py --runs RUNS.tsv --startup STARTUP.tsv --clk-tck 100
+
+RUNS.tsv has a header line and one row per wrk run:
+    server conns round wrk_output cpu_ticks_before cpu_ticks_after rss_kb_before rss_kb_after log_lines
+STARTUP.tsv has one `server<TAB>milliseconds` row per start.
+Every figure shown is the median over the rounds (or starts).
+"""
+
+import argparse
+import csv
+import re
+import statistics
+import sys
+
+NAMES = {"swift": "Swift service", "go": "Go net/http"}
+ORDER = ["swift", "go"]
+UNITS_US = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}
+
+
+def parse_duration_us(text):
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if not match:
+        raise ValueError(f"unrecognised wrk duration {text!r}")
+    return float(match.group(1)) * UNITS_US[match.group(2)]
+
+
+def parse_wrk(path):
+    """Requests/sec, completed requests, p50/p99 in µs and error counts from `wrk --latency`."""
+    with open(path) as f:
+        text = f.read()
+    out = {"errors": 0, "non2xx": 0}
+    match = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
+    if not match:
+        raise ValueError(f"{path}: no Requests/sec line; wrk said:\n{text}")
+    out["rps"] = float(match.group(1))
+    out["requests"] = int(re.search(r"^\s*(\d+) requests in ", text, re.M).group(1))
+    for pct in ("50", "99"):
+        match = re.search(rf"^\s*{pct}%\s+(\S+)", text, re.M)
+        out[f"p{pct}"] = parse_duration_us(match.group(1))
+    match = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if match:
+        out["errors"] = sum(int(g) for g in match.groups())
+    match = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if match:
+        out["non2xx"] = int(match.group(1))
+    return out
+
+
+def fmt_latency(us):
+    return f"{us:.0f} µs" if us < 1000 else f"{us / 1000:.2f} ms"
+
+
+def fmt_mib(kb):
+    return f"{kb / 1024:.1f} MiB"
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", required=True)
+    parser.add_argument("--startup", required=True)
+    parser.add_argument("--clk-tck", type=int, default=100)
+    args = parser.parse_args()
+
+    # (server, conns) -> list of per-round measurements
+    runs = {}
+    with open(args.runs) as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            m = parse_wrk(row["wrk_output"])
+            cpu_ms = (int(row["cpu_ticks_after"]) - int(row["cpu_ticks_before"])) * 1000.0 / args.clk_tck
+            m["cpu_us_per_req"] = cpu_ms * 1000.0 / m["requests"] if m["requests"] else float("nan")
+            m["req_per_cpu_ms"] = m["requests"] / cpu_ms if cpu_ms else float("nan")
+            m["rss_idle"] = int(row["rss_kb_before"])
+            m["rss_loaded"] = int(row["rss_kb_after"])
+            m["log_per_req"] = int(row["log_lines"]) / m["requests"] if m["requests"] else float("nan")
+            runs.setdefault((row["server"], int(row["conns"])), []).append(m)
+
+    def med(server, conns, key):
+        return statistics.median(m[key] for m in runs[(server, conns)])
+
+    servers = [s for s in ORDER if any(k[0] == s for k in runs)]
+    conns_list = sorted({k[1] for k in runs})
+
+    rows = []
+    problems = []
+    for conns in conns_list:
+        for server in servers:
+            if (server, conns) not in runs:
+                continue
+            rps = [m["rps"] for m in runs[(server, conns)]]
+            spread = (max(rps) - min(rps)) / statistics.median(rps) * 100 if len(rps) > 1 else 0.0
+            rows.append([
+                NAMES.get(server, server), str(conns),
+                f"{med(server, conns, 'rps'):,.0f}", f"{spread:.1f}%",
+                fmt_latency(med(server, conns, "p50")), fmt_latency(med(server, conns, "p99")),
+                f"{med(server, conns, 'cpu_us_per_req'):.1f}", f"{med(server, conns, 'req_per_cpu_ms'):.1f}",
+                fmt_mib(med(server, conns, "rss_idle")), fmt_mib(med(server, conns, "rss_loaded")),
+                f"{med(server, conns, 'log_per_req'):.2f}",
+            ])
+            errors = sum(m["errors"] for m in runs[(server, conns)])
+            non2xx = sum(m["non2xx"] for m in runs[(server, conns)])
+            if errors or non2xx:
+                problems.append(f"- {NAMES.get(server, server)} at {conns} connections: "
+                                f"{errors} socket errors, {non2xx} non-2xx responses (summed over rounds)")
+    rounds = max(len(v) for v in runs.values())
+    print(f"### Throughput, latency, CPU and memory (median of {rounds} rounds)\n")
+    print(table(["server", "conns", "req/s", "req/s spread", "p50", "p99", "CPU µs/req",
+                 "req/CPU-ms", "idle RSS", "loaded RSS", "log lines/req"], rows))
+
+    if "swift" in servers and "go" in servers:
+        ratio_rows = []
+        for conns in conns_list:
+            if ("swift", conns) in runs and ("go", conns) in runs:
+                ratio_rows.append([
+                    str(conns),
+                    f"{med('swift', conns, 'rps') / med('go', conns, 'rps'):.2f}",
+                    f"{med('swift', conns, 'p99') / med('go', conns, 'p99'):.2f}",
+                    f"{med('swift', conns, 'cpu_us_per_req') / med('go', conns, 'cpu_us_per_req'):.2f}",
+                ])
+        print("\n### Swift / Go (above 1 means Swift is higher)\n")
+        print(table(["conns", "req/s", "p99", "CPU µs/req"], ratio_rows))
+
+    starts = {}
+    with open(args.startup) as f:
+        for line in f:
+            if line.strip():
+                server, ms = line.split("\t")
+                starts.setdefault(server, []).append(float(ms))
+    if starts:
+        start_rows = [[NAMES.get(s, s), f"{statistics.median(v):.1f} ms", f"{min(v):.1f} ms", f"{max(v):.1f} ms", str(len(v))]
+                      for s in ORDER if (v := starts.get(s))]
+        print("\n### Start to first 200\n")
+        print(table(["server", "median", "min", "max", "starts"], start_rows))
+
+    if problems:
+        print("\n### Errors reported by wrk\n")
+        print("\n".join(problems))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

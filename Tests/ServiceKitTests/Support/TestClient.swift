@@ -1,0 +1,146 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// TestClient is a blocking loopback TCP client for end-to-end tests. Every read has a receive
+/// timeout, so a server that fails to answer fails the test instead of hanging it.
+final class TestClient {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    struct Response {
+        var status: Int
+        var reason: String
+        var headers: [(name: String, value: String)]
+        var body: [UInt8]
+
+        func header(_ name: String) -> String? {
+            headers.first { $0.name.lowercased() == name.lowercased() }?.value
+        }
+        var bodyText: String { String(decoding: body, as: UTF8.self) }
+    }
+
+    let fd: Int32
+    private var buffer: [UInt8] = []
+
+    /// Connects to 127.0.0.1:`port`; reads give up after `timeout` seconds.
+    init(port: Int, timeout: Double = 5) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard result == 0 else {
+            let error = errno
+            close(fd)
+            throw Failure(description: "connect: errno \(error)")
+        }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) throws { try send(Array(text.utf8)) }
+
+    func send(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { raw in
+                Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+            }
+            guard n > 0 else { throw Failure(description: "send: errno \(errno)") }
+            offset += n
+        }
+    }
+
+    /// Reads more bytes into the buffer. Returns false at end of stream; throws on timeout/error.
+    @discardableResult
+    private func fill() throws -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n > 0 {
+            buffer.append(contentsOf: chunk[0..<n])
+            return true
+        }
+        if n == 0 { return false }
+        if errno == EAGAIN || errno == EWOULDBLOCK { throw Failure(description: "read timed out") }
+        if errno == ECONNRESET { return false }
+        throw Failure(description: "recv: errno \(errno)")
+    }
+
+    /// Reads one response framed by Content-Length (or by close). `head: true` for a HEAD
+    /// request, whose response has no body whatever Content-Length says.
+    func readResponse(head: Bool = false) throws -> Response {
+        var headEnd: Int?
+        while headEnd == nil {
+            headEnd = find([13, 10, 13, 10], in: buffer)
+            if headEnd == nil {
+                guard try fill() else { throw Failure(description: "connection closed before a response head; got \(String(decoding: buffer, as: UTF8.self).debugDescription)") }
+            }
+        }
+        guard let end = headEnd else { throw Failure(description: "no head") }
+        let headText = String(decoding: buffer[0..<end], as: UTF8.self)
+        var lines = headText.components(separatedBy: "\r\n")
+        let statusLine = lines.removeFirst()
+        let parts = statusLine.split(separator: " ", maxSplits: 2).map(String.init)
+        guard parts.count >= 2, parts[0] == "HTTP/1.1", let status = Int(parts[1]) else {
+            throw Failure(description: "bad status line \(statusLine.debugDescription)")
+        }
+        var headers: [(String, String)] = []
+        for line in lines {
+            guard let colon = line.firstIndex(of: ":") else { throw Failure(description: "bad header line \(line.debugDescription)") }
+            headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+        }
+        buffer.removeFirst(end + 4)
+        var response = Response(status: status, reason: parts.count > 2 ? parts[2] : "", headers: headers.map { (name: $0.0, value: $0.1) }, body: [])
+        if head || status == 204 || status == 304 || (100..<200).contains(status) { return response }
+        if let lengthText = response.header("content-length") {
+            guard let length = Int(lengthText) else { throw Failure(description: "bad content-length") }
+            while buffer.count < length {
+                guard try fill() else { throw Failure(description: "closed mid-body") }
+            }
+            response.body = Array(buffer[0..<length])
+            buffer.removeFirst(length)
+        } else {
+            while try fill() {}
+            response.body = buffer
+            buffer.removeAll()
+        }
+        return response
+    }
+
+    /// Whether the server closed the connection (end of stream or reset) with nothing more sent.
+    func isClosedByServer() -> Bool {
+        if !buffer.isEmpty { return false }
+        return (try? fill()) == false
+    }
+
+    /// Everything the server sends until it closes.
+    func readUntilClose() throws -> [UInt8] {
+        while try fill() {}
+        defer { buffer.removeAll() }
+        return buffer
+    }
+
+    func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
+
+    private func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard haystack.count >= needle.count else { return nil }
+        for i in 0...(haystack.count - needle.count) where haystack[i..<(i + needle.count)].elementsEqual(needle) {
+            return i
+        }
+        return nil
+    }
+}
