@@ -40,8 +40,10 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // A raw-socket HTTP client for end-to-end tests; never shipped.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
-        .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit"]),
-        .testTarget(name: "AppTests", dependencies: ["App", "ServiceKit"]),
+        .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "TestSupport"]),
+        .testTarget(name: "AppTests", dependencies: ["App", "ServiceKit", "TestSupport"]),
     ]
 )

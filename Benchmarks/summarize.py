@@ -5,6 +5,7 @@
 
 RUNS.tsv has a header line and one row per wrk run:
     server conns round wrk_output cpu_ticks_before cpu_ticks_after rss_kb_before rss_kb_after log_lines
+    wrk_cpu_ms machine_busy_ticks machine_total_ticks
 STARTUP.tsv has one `server<TAB>milliseconds` row per start.
 Every figure shown is the median over the rounds (or starts).
 """
@@ -81,6 +82,12 @@ def main():
             m["rss_idle"] = int(row["rss_kb_before"])
             m["rss_loaded"] = int(row["rss_kb_after"])
             m["log_per_req"] = int(row["log_lines"]) / m["requests"] if m["requests"] else float("nan")
+            # Share of the machine's CPU time during the run used by neither this server nor wrk
+            # (the idle other server, this script, and anything else running on the machine).
+            server_ticks = int(row["cpu_ticks_after"]) - int(row["cpu_ticks_before"])
+            wrk_ticks = int(row["wrk_cpu_ms"]) * args.clk_tck / 1000.0
+            other = int(row["machine_busy_ticks"]) - server_ticks - wrk_ticks
+            m["other_pct"] = max(0.0, other) * 100.0 / max(1, int(row["machine_total_ticks"]))
             runs.setdefault((row["server"], int(row["conns"])), []).append(m)
 
     def med(server, conns, key):
@@ -104,6 +111,7 @@ def main():
                 f"{med(server, conns, 'cpu_us_per_req'):.1f}", f"{med(server, conns, 'req_per_cpu_ms'):.1f}",
                 fmt_mib(med(server, conns, "rss_idle")), fmt_mib(med(server, conns, "rss_loaded")),
                 f"{med(server, conns, 'log_per_req'):.2f}",
+                f"{max(m['other_pct'] for m in runs[(server, conns)]):.0f}%",
             ])
             errors = sum(m["errors"] for m in runs[(server, conns)])
             non2xx = sum(m["non2xx"] for m in runs[(server, conns)])
@@ -111,9 +119,9 @@ def main():
                 problems.append(f"- {NAMES.get(server, server)} at {conns} connections: "
                                 f"{errors} socket errors, {non2xx} non-2xx responses (summed over rounds)")
     rounds = max(len(v) for v in runs.values())
-    print(f"### Throughput, latency, CPU and memory (median of {rounds} rounds)\n")
+    print(f"### Throughput, latency, CPU and memory (median of {rounds} round{'s' if rounds != 1 else ''})\n")
     print(table(["server", "conns", "req/s", "req/s spread", "p50", "p99", "CPU µs/req",
-                 "req/CPU-ms", "idle RSS", "loaded RSS", "log lines/req"], rows))
+                 "req/CPU-ms", "idle RSS", "loaded RSS", "log lines/req", "other CPU (max)"], rows))
 
     if "swift" in servers and "go" in servers:
         ratio_rows = []
@@ -139,6 +147,11 @@ def main():
                       for s in ORDER if (v := starts.get(s))]
         print("\n### Start to first 200\n")
         print(table(["server", "median", "min", "max", "starts"], start_rows))
+
+    busiest = max(m["other_pct"] for v in runs.values() for m in v)
+    if busiest >= 10:
+        print(f"\n**Warning:** processes other than wrk and the server under test used up to {busiest:.0f}% of "
+              "the machine's CPU during a run (column *other CPU*); figures from such runs are disturbed.")
 
     if problems:
         print("\n### Errors reported by wrk\n")

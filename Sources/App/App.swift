@@ -42,7 +42,9 @@ enum App {
             LogSink.standardOutput.flush()
             return 1
         }
-        logger.info("service started", metadata: startupMetadata(configuration, address: server.localAddress))
+        server.onRun = { address in
+            logger.info("service started", metadata: startupMetadata(configuration, address: address))
+        }
 
         let group = ServiceGroup(configuration: .init(
             services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -96,10 +96,20 @@ public final class HTTPServer: Service, @unchecked Sendable {
         }
     }
 
+    /// Called once ``run()`` begins serving, with the bound address. In a `ServiceGroup` the
+    /// signal handlers are installed by then, so a "started" log line written here promises
+    /// that a SIGTERM from now on drains the server rather than killing the process.
+    public var onRun: (@Sendable (SocketAddress?) -> Void)? {
+        get { onRunHook.withLock { $0 } }
+        set { onRunHook.withLock { $0 = newValue } }
+    }
+    private let onRunHook = Mutex<(@Sendable (SocketAddress?) -> Void)?>(nil)
+
     /// Runs the server until a graceful shutdown (SIGTERM in a `ServiceGroup`) or cancellation,
     /// then drains it. Starts it first if ``start()`` was not called.
     public func run() async throws {
         try start()
+        onRun?(localAddress)
         do {
             try await gracefulShutdown()
         } catch {

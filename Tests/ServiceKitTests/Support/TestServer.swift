@@ -1,6 +1,7 @@
 import Logging
 import Synchronization
 @testable import ServiceKit
+@_exported import TestSupport
 
 #if canImport(Glibc)
 import Glibc

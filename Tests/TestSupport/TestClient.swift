@@ -7,28 +7,29 @@ import Musl
 
 /// TestClient is a blocking loopback TCP client for end-to-end tests. Every read has a receive
 /// timeout, so a server that fails to answer fails the test instead of hanging it.
-final class TestClient {
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+public final class TestClient {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+        public init(description: String) { self.description = description }
     }
 
-    struct Response {
-        var status: Int
-        var reason: String
-        var headers: [(name: String, value: String)]
-        var body: [UInt8]
+    public struct Response {
+        public var status: Int
+        public var reason: String
+        public var headers: [(name: String, value: String)]
+        public var body: [UInt8]
 
-        func header(_ name: String) -> String? {
+        public func header(_ name: String) -> String? {
             headers.first { $0.name.lowercased() == name.lowercased() }?.value
         }
-        var bodyText: String { String(decoding: body, as: UTF8.self) }
+        public var bodyText: String { String(decoding: body, as: UTF8.self) }
     }
 
-    let fd: Int32
+    public let fd: Int32
     private var buffer: [UInt8] = []
 
     /// Connects to 127.0.0.1:`port`; reads give up after `timeout` seconds.
-    init(port: Int, timeout: Double = 5) throws {
+    public init(port: Int, timeout: Double = 5) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
@@ -52,9 +53,9 @@ final class TestClient {
 
     deinit { close(fd) }
 
-    func send(_ text: String) throws { try send(Array(text.utf8)) }
+    public func send(_ text: String) throws { try send(Array(text.utf8)) }
 
-    func send(_ bytes: [UInt8]) throws {
+    public func send(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { raw in
@@ -82,7 +83,7 @@ final class TestClient {
 
     /// Reads one response framed by Content-Length (or by close). `head: true` for a HEAD
     /// request, whose response has no body whatever Content-Length says.
-    func readResponse(head: Bool = false) throws -> Response {
+    public func readResponse(head: Bool = false) throws -> Response {
         var headEnd: Int?
         while headEnd == nil {
             headEnd = find([13, 10, 13, 10], in: buffer)
@@ -122,19 +123,19 @@ final class TestClient {
     }
 
     /// Whether the server closed the connection (end of stream or reset) with nothing more sent.
-    func isClosedByServer() -> Bool {
+    public func isClosedByServer() -> Bool {
         if !buffer.isEmpty { return false }
         return (try? fill()) == false
     }
 
     /// Everything the server sends until it closes.
-    func readUntilClose() throws -> [UInt8] {
+    public func readUntilClose() throws -> [UInt8] {
         while try fill() {}
         defer { buffer.removeAll() }
         return buffer
     }
 
-    func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
+    public func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
 
     private func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
         guard haystack.count >= needle.count else { return nil }

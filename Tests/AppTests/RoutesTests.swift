@@ -1,0 +1,80 @@
+import Foundation
+import Testing
+@testable import App
+@testable import ServiceKit
+import TestSupport
+
+/// The example routes, called through the router as the server would call them.
+@Suite struct RoutesTests {
+    let router = Routes.router()
+
+    func call(_ method: String, _ target: String, body: String = "", contentType: String? = "application/json") async throws -> Response {
+        var raw = "\(method) \(target) HTTP/1.1\r\nHost: t\r\n"
+        if let contentType { raw += "Content-Type: \(contentType)\r\n" }
+        raw += "Content-Length: \(body.utf8.count)\r\n\r\n"
+        let head: HTTPRequestHead = try Array(raw.utf8).withUnsafeBytes { bytes in
+            guard case .complete(let head, _) = HTTPRequestParser.parseHead(bytes, limits: HTTPLimits()) else {
+                throw TestClient.Failure(description: "test request did not parse")
+            }
+            return head
+        }
+        switch router.match(method: method, path: head.path) {
+        case .found(let handler, let parameters, _):
+            do {
+                return try await handler(Request(head: head, body: Array(body.utf8), pathParameters: parameters))
+            } catch let error as HTTPError {
+                return .error(error.status, error.reason)
+            }
+        case .notFound:
+            return .error(404, "not found")
+        case .methodNotAllowed:
+            return .error(405, "method not allowed")
+        }
+    }
+
+    func json(_ response: Response) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
+    }
+
+    @Test func healthAnswersOKAsJSON() async throws {
+        let response = try await call("GET", "/health")
+        #expect(response.status == 200)
+        #expect(response.headers["content-type"] == "application/json")
+        #expect(String(decoding: response.body, as: UTF8.self) == #"{"status":"ok"}"#)
+        #expect(try await call("HEAD", "/health").status == 200)
+        #expect(try await call("POST", "/health").status == 405)
+    }
+
+    @Test func helloReadsThePathAndQuery() async throws {
+        #expect(try json(try await call("GET", "/hello/Ada"))["message"] as? String == "Hello, Ada!")
+        #expect(try json(try await call("GET", "/hello/Ada%20L?greeting=Hi+there"))["message"] as? String == "Hi there, Ada L!")
+        #expect(try await call("GET", "/hello/x?greeting=\(String(repeating: "a", count: 65))").status == 400)
+    }
+
+    @Test func createGreetingDecodesJSON() async throws {
+        let created = try await call("POST", "/greetings", body: #"{"name":"Grace","greeting":"Hey"}"#)
+        #expect(created.status == 201)
+        #expect(try json(created)["message"] as? String == "Hey, Grace!")
+        let defaulted = try await call("POST", "/greetings", body: #"{"name":"Grace"}"#)
+        #expect(try json(defaulted)["message"] as? String == "Hello, Grace!")
+    }
+
+    @Test(arguments: [
+        (#"{"nam":"x"}"#, 400, "missing field 'name'"),
+        (#"{"name":42}"#, 400, "'name' should be a string"),
+        (#"{"name":"a""#, 400, "invalid JSON body"),
+        ("", 400, "request body is empty"),
+        (#"{"name":"   "}"#, 422, "name must be 1 to 100 characters"),
+    ])
+    func createGreetingRejectsBadInputClearly(body: String, status: Int, message: String) async throws {
+        let response = try await call("POST", "/greetings", body: body)
+        #expect(response.status == status)
+        let error = try json(response)["error"] as? String
+        #expect(error?.contains(message) == true, "\(error ?? "nil")")
+    }
+
+    @Test func createGreetingWantsJSONContentType() async throws {
+        let response = try await call("POST", "/greetings", body: #"{"name":"x"}"#, contentType: "text/plain")
+        #expect(response.status == 415)
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The built `service` executable, run as a child process the way an operator runs it.
+@Suite(.serialized) struct ServiceBinaryTests {
+    /// The executable sits beside the test bundle in SwiftPM's build folder.
+    static var binary: URL {
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var directory = bundle.deletingLastPathComponent()
+        while directory.path != "/" {
+            let candidate = directory.appendingPathComponent("service")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            directory = directory.deletingLastPathComponent()
+        }
+        return URL(fileURLWithPath: "/nonexistent/service")
+    }
+
+    final class Running {
+        let process = Process()
+        let stdout = Pipe()
+        let stderr = Pipe()
+        var output = Data()
+
+        init(_ arguments: [String], environment: [String: String] = [:]) throws {
+            process.executableURL = ServiceBinaryTests.binary
+            process.arguments = arguments
+            process.environment = environment
+            process.standardOutput = stdout
+            process.standardError = stderr
+            try process.run()
+        }
+
+        /// Reads stdout until a line containing `text` appears (or the process ends).
+        func waitForLine(containing text: String, timeout: TimeInterval = 10) -> String? {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                if let line = String(decoding: output, as: UTF8.self).split(separator: "\n").first(where: { $0.contains(text) }) {
+                    return String(line)
+                }
+                let chunk = stdout.fileHandleForReading.availableData
+                if chunk.isEmpty { return nil }
+                output.append(chunk)
+            }
+            return nil
+        }
+
+        func finish() -> (status: Int32, stdout: String, stderr: String) {
+            process.waitUntilExit()
+            output.append(stdout.fileHandleForReading.readDataToEndOfFile())
+            let err = stderr.fileHandleForReading.readDataToEndOfFile()
+            return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: err, as: UTF8.self))
+        }
+    }
+
+    func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try Running(arguments, environment: environment).finish()
+    }
+
+    @Test func servesOnAnEphemeralPortLogsItAndStopsCleanlyOnSIGTERM() throws {
+        let service = try Running(["--host", "127.0.0.1", "--port", "0"])
+        let startup = try #require(service.waitForLine(containing: "service started"))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(startup.utf8)) as? [String: Any])
+        let port = try #require(object["port"] as? Int)
+        #expect(port > 0)
+        #expect(object["version"] as? String != nil)
+        #expect((object["config"] as? [String: Any])?["max_header_bytes"] as? Int == 16384)
+
+        let client = try TestClient(port: port)
+        try client.send("GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        let response = try client.readResponse()
+        #expect(response.status == 200)
+        #expect(response.bodyText == #"{"status":"ok"}"#)
+
+        kill(service.process.processIdentifier, SIGTERM)
+        let result = service.finish()
+        #expect(result.status == 0)
+        let lines = result.stdout.split(separator: "\n")
+        // Every line is one JSON object; the request was logged.
+        for line in lines {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil, "not JSON: \(line)")
+        }
+        #expect(lines.contains { $0.contains(#""logger":"access""#) && $0.contains(#""path":"/health""#) })
+        #expect(lines.contains { $0.contains("service stopped") })
+    }
+
+    @Test func environmentConfiguresAndFlagsWin() throws {
+        let service = try Running(["--port", "0"], environment: ["PORT": "1", "HOST": "127.0.0.1", "MAX_BODY_BYTES": "1234"])
+        let startup = try #require(service.waitForLine(containing: "service started"))
+        #expect(startup.contains(#""address":"127.0.0.1:"#))
+        #expect(startup.contains(#""max_body_bytes":1234"#))
+        kill(service.process.processIdentifier, SIGINT)
+        #expect(service.finish().status == 0)
+    }
+
+    @Test(arguments: [
+        (["--port", "70000"], [:], "--port"),
+        ([], ["READ_HEADER_TIMEOUT": "abc"], "READ_HEADER_TIMEOUT"),
+        (["--no-such-flag"], [:], "no-such-flag"),
+        (["--log-level", "loud"], [:], "--log-level"),
+        ([], ["MAX_CONNECTIONS": "0"], "MAX_CONNECTIONS"),
+    ] as [([String], [String: String], String)])
+    func badValuesExit2WithOneLineOnStderr(arguments: [String], environment: [String: String], mentions: String) throws {
+        let result = try run(arguments, environment: environment)
+        #expect(result.status == 2)
+        #expect(result.stdout.isEmpty)
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(result.stderr)")
+        #expect(result.stderr.contains(mentions), "\(result.stderr)")
+    }
+
+    @Test func helpListsEveryOptionWithItsEnvironmentName() throws {
+        let result = try run(["--help"])
+        #expect(result.status == 0)
+        // Help wraps lines to the terminal width; compare with whitespace folded.
+        let help = result.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        for name in ["HOST", "PORT", "READ_HEADER_TIMEOUT", "IDLE_TIMEOUT", "MAX_HEADER_BYTES", "MAX_BODY_BYTES",
+                     "MAX_CONNECTIONS", "LOG_LEVEL", "DRAIN_TIMEOUT"] {
+            #expect(help.contains("env: \(name)"), "\(name)")
+        }
+        #expect(help.contains("(env: PORT, default: 8080)"))
+    }
+
+    @Test func addressInUseLogsAJSONErrorAndExits1() throws {
+        let first = try Running(["--host", "127.0.0.1", "--port", "0"])
+        let startup = try #require(first.waitForLine(containing: "service started"))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(startup.utf8)) as? [String: Any])
+        let port = try #require(object["port"] as? Int)
+
+        let second = try run(["--host", "127.0.0.1", "--port", String(port)])
+        #expect(second.status == 1)
+        let line = try #require(second.stdout.split(separator: "\n").first { $0.contains("cannot start server") })
+        let error = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(error["level"] as? String == "critical")
+        #expect((error["error"] as? String)?.contains("Address already in use") == true)
+
+        kill(first.process.processIdentifier, SIGTERM)
+        #expect(first.finish().status == 0)
+    }
+}
