@@ -8,6 +8,7 @@ public struct HTTPBodyDecoder: Sendable {
     enum State: Sendable, Equatable {
         case fixed(remaining: Int)
         case chunkSize(value: Int, digits: Int)
+        case chunkExtensionSpace
         case chunkExtension
         case chunkSizeLF
         case chunkData(remaining: Int)
@@ -75,11 +76,24 @@ public struct HTTPBodyDecoder: Sendable {
                 } else if byte == ASCII.cr {
                     pendingChunkSize = value
                     state = .chunkSizeLF
-                } else if byte == UInt8(ascii: ";") || byte == ASCII.space || byte == ASCII.tab {
-                    // chunk-ext, with the BWS RFC 9112 §7.1.1 allows before ";".
+                } else if byte == UInt8(ascii: ";") {
                     pendingChunkSize = value
                     state = .chunkExtension
+                } else if byte == ASCII.space || byte == ASCII.tab {
+                    // BWS, allowed only before a ";" (RFC 9112 §7.1.1): "5 6" is not a size.
+                    pendingChunkSize = value
+                    state = .chunkExtensionSpace
                 } else {
+                    throw .badRequest("invalid chunk size")
+                }
+                i += 1
+                if lineBytes > limits.maxChunkLineBytes { throw .badRequest("chunk size line too long") }
+            case .chunkExtensionSpace:
+                let byte = input[i]
+                lineBytes += 1
+                if byte == UInt8(ascii: ";") {
+                    state = .chunkExtension
+                } else if byte != ASCII.space && byte != ASCII.tab {
                     throw .badRequest("invalid chunk size")
                 }
                 i += 1

@@ -54,7 +54,9 @@ public enum HTTPRequestParser {
             if lineStart - start > limits.maxHeaderBytes { return .failure(.headerFieldsTooLarge) }
         }
         guard headEnd >= 0 else {
-            if lineStart == start && bytes.count - start > limits.maxRequestLineBytes {
+            // A CR at the very end may be the first half of the line's CRLF: not line content.
+            let pending = bytes.count - start - (bytes[bytes.count - 1] == ASCII.cr ? 1 : 0)
+            if lineStart == start && pending > limits.maxRequestLineBytes {
                 return .failure(.uriTooLong)
             }
             if bytes.count - start > limits.maxHeaderBytes + 2 { return .failure(.headerFieldsTooLarge) }
@@ -180,7 +182,8 @@ public enum HTTPRequestParser {
                 }
             case "expect":
                 if lowercasedTrimmed(Substring(value)) == "100-continue" {
-                    expectsContinue = true
+                    // RFC 9110 §10.1.1: a server MUST ignore 100-continue in an HTTP/1.0 request.
+                    expectsContinue = version == .http1_1
                 } else {
                     badExpectation = true
                 }
@@ -219,7 +222,10 @@ public enum HTTPRequestParser {
         }
         if badExpectation { return .failure(.expectationFailed) }
 
-        // request-target forms (RFC 9112 §3.2).
+        // request-target forms (RFC 9112 §3.2). None of them has a fragment.
+        for i in targetRange where bytes[i] == UInt8(ascii: "#") {
+            return .failure(.badRequest("fragment in request target"))
+        }
         let target = String(bytes, targetRange)
         var path: String
         var query: String?
@@ -241,9 +247,6 @@ public enum HTTPRequestParser {
             path = target
         } else {
             return .failure(.badRequest("invalid request target"))
-        }
-        if path.utf8.contains(UInt8(ascii: "#")) || (query?.utf8.contains(UInt8(ascii: "#")) ?? false) {
-            return .failure(.badRequest("fragment in request target"))
         }
 
         let keepAlive = version == .http1_1 ? !connectionClose : (connectionKeepAlive && !connectionClose)

@@ -8,34 +8,40 @@ public enum HTTPResponseSerializer {
     /// Appends a status line and header section to `buffer`.
     ///
     /// - Parameters:
-    ///   - contentLength: the body length to announce (for HEAD, the length a GET would have).
+    ///   - contentLength: the body length to announce (for HEAD, the length a GET would have);
+    ///     nil for none, as for 1xx and 204 responses (RFC 9110 §8.6).
     ///   - date: the value of the `Date` field, an IMF-fixdate (RFC 9110 §5.6.7).
     ///   - connection: `close`, `keep-alive` (for a 1.0 client that asked) or nil for none.
-    /// - Returns: the number of handler fields skipped as invalid.
+    /// - Returns: the number of handler fields skipped as invalid (reserved fields the server
+    ///   writes itself are replaced silently and not counted).
     @discardableResult
     public static func writeHead(
         status: Int,
         headers: HTTPHeaders,
-        contentLength: Int,
+        contentLength: Int?,
         date: [UInt8],
         connection: String?,
         into buffer: inout [UInt8]
     ) -> Int {
+        let status = min(max(status, 100), 999)
         buffer.append(contentsOf: "HTTP/1.1 ".utf8)
-        appendDecimal(min(max(status, 100), 999), to: &buffer)
+        appendDecimal(status, to: &buffer)
         buffer.append(ASCII.space)
         buffer.append(contentsOf: HTTPStatus.reasonPhrase(status).utf8)
         buffer.append(contentsOf: "\r\nDate: ".utf8)
         buffer.append(contentsOf: date)
-        buffer.append(contentsOf: "\r\nContent-Length: ".utf8)
-        appendDecimal(contentLength, to: &buffer)
+        // RFC 9110 §8.6: never a Content-Length on a 1xx or 204, whatever the caller passed.
+        if let contentLength, status >= 200, status != 204 {
+            buffer.append(contentsOf: "\r\nContent-Length: ".utf8)
+            appendDecimal(contentLength, to: &buffer)
+        }
         if let connection {
             buffer.append(contentsOf: "\r\nConnection: ".utf8)
             buffer.append(contentsOf: connection.utf8)
         }
         var skipped = 0
-        for field in headers {
-            guard isValidName(field.name), isValidValue(field.value), !isReserved(field.name) else {
+        for field in headers where !isReserved(field.name) {
+            guard isValidName(field.name), isValidValue(field.value) else {
                 skipped += 1
                 continue
             }

@@ -375,9 +375,6 @@ struct ParserBadRequestTests {
         expectRefused(parse(expected.request), expected)
     }
 
-    // BUG (HTTPRequestParser.swift line 245): the fragment check looks at the path and the query
-    // only, so a `#` in the authority part of an absolute-form target (no path after it) passes:
-    // the request is accepted with path "/".
     @Test("a fragment right after an absolute-form authority is refused")
     func fragmentAfterAuthority() {
         let result = parse("GET http://example.com#frag HTTP/1.1\r\nHost: example.com\r\n\r\n")
@@ -417,9 +414,6 @@ struct ParserLimitTests {
         #expect(parse(Self.requestLine(length: 64), limits: smallLimits).resumeAt == 0)
     }
 
-    // BUG (HTTPRequestParser.swift line 57): for an incomplete request line the check counts the
-    // CR already received as part of the line, so a line of exactly maxRequestLineBytes whose CR
-    // arrives before its LF is refused with 414, though the same bytes all at once are accepted.
     @Test("a request line of exactly maxRequestLineBytes is accepted when its CR and LF arrive apart")
     func requestLineAtLimitSplitInsideCRLF() throws {
         let input = bytes(Self.requestLine(length: 64) + "\r\nHost: x\r\n\r\n")
@@ -518,10 +512,6 @@ struct ParserStatusTests {
         #expect(result.error == .expectationFailed, "\(result)")
     }
 
-    // BUG (HTTPRequestParser.swift lines 181-183): RFC 9110 §10.1.1 says "A server that receives a
-    // 100-continue expectation in an HTTP/1.0 request MUST ignore that expectation", but the
-    // parser sets expectsContinue for 1.0 too, so the server writes `HTTP/1.1 100 Continue` to a
-    // 1.0 client (HTTPServer+Connection.swift checks only `head.expectsContinue`).
     @Test("Expect: 100-continue in an HTTP/1.0 request is ignored")
     func expectContinueIgnoredIn10() throws {
         let head = try #require(parse("POST / HTTP/1.0\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n").head)

@@ -34,7 +34,7 @@ public struct JSONLogHandler: LogHandler {
     public var metadataProvider: Logger.MetadataProvider?
 
     /// `,"logger":"<label>"`, escaped once here instead of on every line.
-    private let loggerField: [UInt8]
+    let loggerField: [UInt8]
 
     public init(
         label: String,
@@ -191,6 +191,20 @@ struct JSONLineWriter {
     init(capacity: Int) {
         bytes = []
         bytes.reserveCapacity(capacity)
+    }
+
+    /// Writes into `buffer`'s storage (emptied first), so a caller that logs often can reuse
+    /// one allocation; take it back with ``take()``.
+    init(reusing buffer: inout [UInt8]) {
+        buffer.removeAll(keepingCapacity: true)
+        bytes = []
+        swap(&bytes, &buffer)
+    }
+
+    mutating func take() -> [UInt8] {
+        var result: [UInt8] = []
+        swap(&result, &bytes)
+        return result
     }
 
     mutating func append(_ text: StaticString) {

@@ -21,6 +21,8 @@ extension HTTPServer {
             return
         }
 
+        // Formatted once per connection, not per request.
+        let remoteHost = remote?.host ?? "-"
         var input = InputBuffer(capacity: 4096)
         var output: [UInt8] = []
         output.reserveCapacity(1024)
@@ -143,7 +145,7 @@ extension HTTPServer {
             let sent = await send(response, for: head, requestID: requestID, keepAlive: keepAlive,
                                   socket: socket, state: state, output: &output)
             logAccess(head: head, status: response.status, bytes: response.body.count, started: started,
-                      remote: remote, requestID: requestID)
+                      remote: remoteHost, requestID: requestID, state: state)
             guard sent else { return }
             if !keepAlive {
                 await lingeringClose(socket, loop: loop)
@@ -208,7 +210,7 @@ extension HTTPServer {
         let noBody = HTTPStatus.forbidsBody(response.status)
         output.removeAll(keepingCapacity: true)
         let skipped = HTTPResponseSerializer.writeHead(
-            status: response.status, headers: headers, contentLength: noBody ? 0 : response.body.count,
+            status: response.status, headers: headers, contentLength: noBody ? nil : response.body.count,
             date: state.date, connection: connection, into: &output)
         if skipped > 0 {
             logger.warning("response header fields dropped: invalid name or value", metadata: ["count": "\(skipped)"])
@@ -237,9 +239,10 @@ extension HTTPServer {
             await lingeringClose(socket, loop: state.loop)
         }
         if let head {
-            logAccess(head: head, status: error.status, bytes: response.body.count, started: started, remote: remote, requestID: requestID)
+            logAccess(head: head, status: error.status, bytes: response.body.count, started: started,
+                      remote: remote?.host ?? "-", requestID: requestID, state: state)
         } else {
-            accessLogger.info("request refused", metadata: [
+            accessLog.logger.info("request refused", metadata: [
                 "status": .stringConvertible(error.status), "reason": "\(error.reason)",
                 "remote": "\(remote?.description ?? "-")", "request_id": "\(requestID)",
             ])
@@ -261,19 +264,13 @@ extension HTTPServer {
         }
     }
 
-    func logAccess(head: HTTPRequestHead, status: Int, bytes: Int, started: UInt64, remote: SocketAddress?, requestID: String) {
+    func logAccess(head: HTTPRequestHead, status: Int, bytes: Int, started: UInt64, remote: String, requestID: String, state: LoopState) {
         guard configuration.accessLog else { return }
-        let micros = (EventLoop.now() &- started) / 1000
-        accessLogger.info("request", metadata: [
-            "method": .string(head.method),
-            "path": .string(head.path),
-            "status": .stringConvertible(status),
-            "bytes": .stringConvertible(bytes),
-            "duration_ms": .stringConvertible(Double(micros) / 1000),
-            "remote": .string(remote?.host ?? "-"),
-            "request_id": .string(requestID),
-            "user_agent": .string(head.headers["user-agent"] ?? "-"),
-        ])
+        let entry = AccessLogEntry(
+            method: head.method, path: head.path, status: status, bytes: bytes,
+            durationMicroseconds: (EventLoop.now() &- started) / 1000, remote: remote,
+            requestID: requestID, userAgent: head.headers["user-agent"] ?? "-")
+        accessLog.log(entry, buffer: &state.logBuffer)
     }
 
     /// An incoming `X-Request-ID` is reused only if it is 1 to 128 characters from a safe set,

@@ -12,7 +12,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
     public let configuration: ServerConfiguration
     let router: Router
     let logger: Logger
-    let accessLogger: Logger
+    let accessLog: AccessLog
     let limits: HTTPLimits
 
     enum State {
@@ -37,7 +37,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
         self.configuration = configuration
         self.router = router
         self.logger = logger
-        self.accessLogger = accessLogger ?? Logger(label: "access")
+        accessLog = AccessLog(logger: accessLogger ?? Logger(label: "access"))
         limits = HTTPLimits(
             maxHeaderBytes: configuration.maxHeaderBytes,
             maxRequestLineBytes: min(8 * 1024, configuration.maxHeaderBytes),

@@ -5,6 +5,8 @@ final class LoopState: @unchecked Sendable {
     let loop: EventLoop
     @exclusivity(unchecked) var connections: [Int32: Connection] = [:]
     @exclusivity(unchecked) var draining = false
+    /// Scratch space for access-log lines, reused for every request on this loop.
+    @exclusivity(unchecked) var logBuffer: [UInt8] = []
     @exclusivity(unchecked) private var dateSecond = -1
     @exclusivity(unchecked) private var dateBytes: [UInt8] = []
     @exclusivity(unchecked) private var random: SplitMix64

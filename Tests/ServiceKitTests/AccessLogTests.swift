@@ -1,0 +1,75 @@
+import Logging
+import Synchronization
+import Testing
+@testable import ServiceKit
+
+@Suite struct AccessLogTests {
+    /// Drops the time field so two lines written a moment apart compare equal.
+    func withoutTime(_ line: String) -> String {
+        guard let start = line.range(of: #""time":""#), let end = line[start.upperBound...].firstIndex(of: "\"") else { return line }
+        return line.replacingCharacters(in: start.lowerBound...end, with: "")
+    }
+
+    static let entries = [
+        AccessLogEntry(method: "GET", path: "/health", status: 200, bytes: 15, durationMicroseconds: 244,
+                       remote: "127.0.0.1", requestID: "a10e8e31c35213af", userAgent: "curl/7.88.1"),
+        AccessLogEntry(method: "POST", path: "/a\"b\\c\r\n{\"forged\":1}", status: 413, bytes: 0, durationMicroseconds: 1_000,
+                       remote: "::1", requestID: "x", userAgent: "evil\u{0}\u{1b}[31m\u{2028}é🙂"),
+        AccessLogEntry(method: "DELETE", path: String(repeating: "p", count: 5000), status: 500, bytes: 123_456_789,
+                       durationMicroseconds: 12_345_678, remote: "-", requestID: "-", userAgent: "-"),
+        AccessLogEntry(method: "GET", path: "/", status: 204, bytes: 0, durationMicroseconds: 1_050,
+                       remote: "10.0.0.1", requestID: "r", userAgent: "ua"),
+        AccessLogEntry(method: "GET", path: "/", status: 204, bytes: 0, durationMicroseconds: 7_005,
+                       remote: "10.0.0.1", requestID: "r", userAgent: "ua"),
+    ]
+
+    @Test(arguments: entries)
+    func directPathWritesTheSameBytesAsTheLogHandler(entry: AccessLogEntry) throws {
+        let log = CapturedLog()
+        let logger = log.logger("access")
+        let accessLog = AccessLog(logger: logger)
+        #expect(accessLog.direct != nil)
+        var buffer: [UInt8] = []
+        accessLog.log(entry, buffer: &buffer)
+        logger.info("request", metadata: AccessLog.metadata(entry))
+        let lines = log.lines
+        #expect(lines.count == 2)
+        #expect(withoutTime(lines[0]) == withoutTime(lines[1]))
+    }
+
+    @Test func otherHandlersGetTheFieldsThroughLogger() throws {
+        let recorded = Recorder()
+        let logger = Logger(label: "access") { _ in recorded }
+        let accessLog = AccessLog(logger: logger)
+        #expect(accessLog.direct == nil)
+        var buffer: [UInt8] = []
+        accessLog.log(Self.entries[0], buffer: &buffer)
+        let metadata = try #require(recorded.events.withLock { $0.first })
+        #expect(metadata["path"] == "/health")
+        #expect(metadata["status"]?.description == "200")
+        #expect(metadata["request_id"] == "a10e8e31c35213af")
+    }
+
+    @Test func levelAboveInfoSilencesTheDirectPath() {
+        let log = CapturedLog()
+        let sink = log.sink
+        let logger = Logger(label: "access") { JSONLogHandler(label: $0, sink: sink, logLevel: .warning) }
+        var buffer: [UInt8] = []
+        AccessLog(logger: logger).log(Self.entries[0], buffer: &buffer)
+        #expect(log.lines.isEmpty)
+    }
+}
+
+/// A LogHandler that keeps the metadata of each event.
+final class Recorder: LogHandler, @unchecked Sendable {
+    let events = Mutex<[Logger.Metadata]>([])
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) {
+        events.withLock { $0.append(event.metadata ?? [:]) }
+    }
+}
