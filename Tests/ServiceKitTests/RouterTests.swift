@@ -1,0 +1,132 @@
+import Testing
+@testable import ServiceKit
+
+@Suite struct RouterTests {
+    static func tagged(_ tag: String) -> Handler { { _ in .text(tag) } }
+
+    var router: Router {
+        var router = Router()
+        router.get("/health", Self.tagged("health"))
+        router.get("/users/:id", Self.tagged("get user"))
+        router.put("/users/:id", Self.tagged("put user"))
+        router.get("/users/:id/posts/:post", Self.tagged("post"))
+        router.get("/users/me", Self.tagged("me"))
+        router.post("/users", Self.tagged("create"))
+        router.on("PATCH", "/users/:id", Self.tagged("patch user"))
+        return router
+    }
+
+    /// The tag of the handler found, or the outcome.
+    func lookup(_ method: String, _ path: String) async throws -> String {
+        switch router.match(method: method, path: path) {
+        case .found(let handler, let parameters, let route):
+            let head = HTTPRequestHead(method: method, target: path, path: path, query: nil, version: .http1_1,
+                                       headers: [:], framing: .none, keepAlive: true, expectsContinue: false)
+            let body = try await handler(Request(head: head)).body
+            let params = parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+            return String(decoding: body, as: UTF8.self) + (params.isEmpty ? "" : " " + params) + " @" + route
+        case .notFound:
+            return "404"
+        case .methodNotAllowed(let allow):
+            return "405 " + allow.joined(separator: ",")
+        }
+    }
+
+    @Test(arguments: [
+        ("GET", "/health", "health @/health"),
+        ("HEAD", "/health", "health @/health"),
+        ("GET", "/health/", "health @/health"),
+        ("GET", "//health", "health @/health"),
+        ("GET", "/users/42", "get user id=42 @/users/:id"),
+        ("PUT", "/users/42", "put user id=42 @/users/:id"),
+        ("PATCH", "/users/7", "patch user id=7 @/users/:id"),
+        ("GET", "/users/a%20b", "get user id=a b @/users/:id"),
+        ("GET", "/users/1/posts/2", "post id=1,post=2 @/users/:id/posts/:post"),
+        ("GET", "/users/me", "me @/users/me"),
+        ("POST", "/users", "create @/users"),
+        ("GET", "/missing", "404"),
+        ("GET", "/users", "405 POST"),
+        ("GET", "/users/1/posts", "404"),
+        ("GET", "/Health", "404"),
+        ("POST", "/health", "405 GET,HEAD"),
+        ("DELETE", "/users/1", "405 GET,HEAD,PATCH,PUT"),
+        ("GET", "/users/%zz", "404"),
+    ])
+    func matches(method: String, path: String, expected: String) async throws {
+        #expect(try await lookup(method, path) == expected)
+    }
+
+    @Test func registeringTheSameRouteAgainReplacesTheHandler() async throws {
+        var router = Router()
+        router.get("/a", Self.tagged("first"))
+        router.get("/a", Self.tagged("second"))
+        router.get("/b/:x", Self.tagged("first"))
+        router.get("/b/:x", Self.tagged("second"))
+        for path in ["/a", "/b/1"] {
+            guard case .found(let handler, _, _) = router.match(method: "GET", path: path) else {
+                Issue.record("no match for \(path)")
+                continue
+            }
+            let head = HTTPRequestHead(method: "GET", target: path, path: path, query: nil, version: .http1_1,
+                                       headers: [:], framing: .none, keepAlive: true, expectsContinue: false)
+            #expect(try await handler(Request(head: head)).body == Array("second".utf8))
+        }
+    }
+
+    @Test func anExplicitHeadRouteWinsOverGet() async throws {
+        var router = Router()
+        router.get("/x", Self.tagged("get"))
+        router.on("HEAD", "/x", Self.tagged("head"))
+        guard case .found(let handler, _, _) = router.match(method: "HEAD", path: "/x") else {
+            Issue.record("no match")
+            return
+        }
+        let head = HTTPRequestHead(method: "HEAD", target: "/x", path: "/x", query: nil, version: .http1_1,
+                                   headers: [:], framing: .none, keepAlive: true, expectsContinue: false)
+        #expect(try await handler(Request(head: head)).body == Array("head".utf8))
+    }
+
+    @Test(arguments: [
+        ("a=1&b=2", "b", "2"),
+        ("a=1&a=2", "a", "1"),
+        ("q=hello+world%21", "q", "hello world!"),
+        ("flag", "flag", ""),
+        ("x=%E2%9C%93", "x", "✓"),
+        ("k%20y=v", "k y", "v"),
+    ])
+    func queryParameters(query: String, name: String, expected: String) {
+        let head = HTTPRequestHead(method: "GET", target: "/?" + query, path: "/", query: query, version: .http1_1,
+                                   headers: [:], framing: .none, keepAlive: true, expectsContinue: false)
+        #expect(Request(head: head).query(name) == expected)
+    }
+
+    @Test func missingOrMalformedQueryParametersAreNil() {
+        let head = HTTPRequestHead(method: "GET", target: "/?a=%zz", path: "/", query: "a=%zz", version: .http1_1,
+                                   headers: [:], framing: .none, keepAlive: true, expectsContinue: false)
+        #expect(Request(head: head).query("b") == nil)
+        #expect(Request(head: head).query("a") == "")
+    }
+}
+
+@Suite struct HTTPDateTests {
+    @Test(arguments: [
+        (0, "Thu, 01 Jan 1970 00:00:00 GMT"),
+        (784_111_777, "Sun, 06 Nov 1994 08:49:37 GMT"),
+        (1_709_208_000, "Thu, 29 Feb 2024 12:00:00 GMT"),
+        (4_102_444_799, "Thu, 31 Dec 2099 23:59:59 GMT"),
+    ])
+    func formatsIMFFixdate(seconds: Int, expected: String) {
+        #expect(String(decoding: HTTPDate.format(seconds: seconds), as: UTF8.self) == expected)
+    }
+}
+
+@Suite struct SocketAddressTests {
+    @Test func parsesLiteralsOnly() {
+        #expect(SocketAddress(host: "127.0.0.1", port: 80)?.description == "127.0.0.1:80")
+        #expect(SocketAddress(host: "::1", port: 8080)?.description == "[::1]:8080")
+        #expect(SocketAddress(host: "[::]", port: 0)?.description == "[::]:0")
+        #expect(SocketAddress(host: "localhost", port: 80) == nil)
+        #expect(SocketAddress(host: "1.2.3.4", port: 65536) == nil)
+        #expect(SocketAddress(host: "1.2.3.4", port: -1) == nil)
+    }
+}
