@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "CSystem.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdlib.h>
 
 int csystem_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
@@ -65,3 +67,18 @@ int csystem_thread_start(void (*body)(void *), void *context) {
 static _Thread_local void *csystem_loop = NULL;
 void *csystem_current_loop(void) { return csystem_loop; }
 void csystem_set_current_loop(void *loop) { csystem_loop = loop; }
+
+// Runs before main and before the Swift runtime or Dispatch open anything. A parent that starts
+// the process with stdin, stdout or stderr closed would otherwise let the first descriptor the
+// process opens (Dispatch's epoll, a listener, a client socket) take number 1, and log lines
+// meant for stdout would go there. Each closed one is reopened on /dev/null.
+__attribute__((constructor)) static void csystem_open_standard_streams(void) {
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+        int opened = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (opened >= 0 && opened != fd) {
+            dup2(opened, fd);
+            close(opened);
+        }
+    }
+}

@@ -137,4 +137,68 @@ import TestSupport
         kill(first.process.processIdentifier, SIGTERM)
         #expect(first.finish().status == 0)
     }
+
+    @Test func anUnusableAddressLogsAJSONErrorAndExits1() throws {
+        // 192.0.2.1 (TEST-NET-1) is a valid literal that no interface here has.
+        let result = try run(["--host", "192.0.2.1", "--port", "0"])
+        #expect(result.status == 1)
+        let line = try #require(result.stdout.split(separator: "\n").first { $0.contains("cannot start server") })
+        let error = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect((error["error"] as? String)?.contains("bind") == true)
+    }
+
+    /// Starts the binary with its stdout set up by `prepare`, on a port picked here, and checks
+    /// it serves and stops cleanly on SIGTERM.
+    func servesWithStandardOutput(
+        _ prepare: (Process, Int) throws -> Void, whileRunning check: (Process) throws -> Void = { _ in }
+    ) throws {
+        let port = Int.random(in: 30000...60000)
+        let process = Process()
+        try prepare(process, port)
+        var response: TestClient.Response?
+        for _ in 0..<200 where response == nil {
+            if let client = try? TestClient(port: port) {
+                try client.send("GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+                response = try client.readResponse()
+            } else {
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+        }
+        #expect(response?.status == 200)
+        // Another request, after log writes have failed.
+        let again = try TestClient(port: port)
+        try again.send("GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        #expect(try again.readResponse().bodyText == #"{"status":"ok"}"#)
+        try check(process)
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit)
+        #expect(process.terminationStatus == 0)
+    }
+
+    @Test func aClosedStandardOutputDoesNotStopTheServer() throws {
+        try servesWithStandardOutput { process, port in
+            // `exec` replaces the shell, so the process is the service itself, started with fd 1 closed.
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "exec \"$0\" --host 127.0.0.1 --port \(port) >&-", Self.binary.path]
+            try process.run()
+        } whileRunning: { process in
+            // Descriptor 1 was reopened on /dev/null, so no socket can take that number and
+            // receive log lines meant for stdout.
+            let target = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(process.processIdentifier)/fd/1")
+            #expect(target == "/dev/null")
+        }
+    }
+
+    @Test func aStandardOutputNobodyReadsDoesNotStopTheServer() throws {
+        try servesWithStandardOutput { process, port in
+            let pipe = Pipe()
+            process.executableURL = Self.binary
+            process.arguments = ["--host", "127.0.0.1", "--port", String(port)]
+            process.standardOutput = pipe
+            try process.run()
+            // No reader: every log write from now on fails with EPIPE.
+            try pipe.fileHandleForReading.close()
+        }
+    }
 }
