@@ -127,6 +127,38 @@ import Testing
         }
     }
 
+    @Test func writeTimeoutClosesAClientThatDoesNotRead() async throws {
+        try await withServer(configure: { $0.writeTimeout = .milliseconds(300) }) { port, server in
+            let client = try TestClient(port: port)
+            // 32 MiB cannot fit in the socket buffers; the client never reads any of it.
+            try client.send(get("/big?kib=32768"))
+            for _ in 0..<300 where server.connectionCount == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            var open = server.connectionCount
+            #expect(open == 1)
+            for _ in 0..<300 where open > 0 {
+                try await Task.sleep(for: .milliseconds(10))
+                open = server.connectionCount
+            }
+            #expect(open == 0, "the server closed the connection it could not write to")
+            // The close was a reset: the kernel dropped what was queued instead of keeping
+            // megabytes for a client that does not read, so the client sees the end at once.
+            let started = ContinuousClock.now
+            let received = try client.readUntilClose()
+            #expect(received.count < 32 * 1024 * 1024)
+            #expect(ContinuousClock.now - started < .seconds(4))
+        }
+    }
+
+    @Test func aLargeResponseReachesAClientThatReads() async throws {
+        try await withServer { port, _ in
+            let client = try TestClient(port: port)
+            try client.send(get("/big?kib=4096"))
+            let response = try client.readResponse()
+            #expect(response.status == 200)
+            #expect(response.body.count == 4096 * 1024)
+        }
+    }
+
     @Test func connectionsPastTheCapGet503AndTheServerKeepsServing() async throws {
         try await withServer(configure: { $0.maxConnections = 2 }) { port, server in
             let first = try TestClient(port: port)

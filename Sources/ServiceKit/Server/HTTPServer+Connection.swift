@@ -194,7 +194,10 @@ extension HTTPServer {
                 continue
             }
             if deadline == nil { deadline = EventLoop.deadline(after: configuration.writeTimeout) }
-            guard await loop.waitWritable(socket.fd, deadline: deadline ?? .max) == .ready else { return false }
+            guard await loop.waitWritable(socket.fd, deadline: deadline ?? .max) == .ready else {
+                socket.setAbortiveClose()
+                return false
+            }
         }
         return true
     }

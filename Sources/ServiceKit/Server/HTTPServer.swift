@@ -252,6 +252,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
             for state in loops {
                 state.loop.execute {
                     for connection in state.connections.values {
+                        connection.socket.setAbortiveClose()
                         _ = systemShutdown(connection.socket.fd, Int32(SHUT_RDWR))
                         state.loop.cancelWaits(connection.socket.fd)
                         connection.task?.cancel()

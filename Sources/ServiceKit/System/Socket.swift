@@ -86,6 +86,14 @@ public struct Socket: Sendable, Hashable {
         _ = systemShutdown(fd, Int32(SHUT_WR))
     }
 
+    /// Makes the next ``close()`` reset the connection (SO_LINGER with a zero timeout) instead
+    /// of leaving unsent data queued in the kernel for a peer that is not reading: used when
+    /// a write times out or the drain deadline passes, so a stuck client holds no memory.
+    public func setAbortiveClose() {
+        var option = linger(l_onoff: 1, l_linger: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+    }
+
     public func close() {
         _ = systemClose(fd)
     }

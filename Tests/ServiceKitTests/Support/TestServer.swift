@@ -136,6 +136,10 @@ func testRouter(gate: Gate = Gate()) -> Router {
         return .text("slept \(ms)")
     }
     router.get("/empty") { _ in Response(status: 204) }
+    router.get("/big") { request in
+        let kib = min(Int(request.query("kib") ?? "") ?? 1024, 64 * 1024)
+        return Response(status: 200, body: [UInt8](repeating: UInt8(ascii: "x"), count: kib * 1024))
+    }
     router.get("/bad-header") { _ in Response(status: 200, headers: ["X-Evil": "a\r\nSet-Cookie: x=1"], body: Array("ok".utf8)) }
     return router
 }
