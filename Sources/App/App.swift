@@ -33,23 +33,23 @@ enum App {
         }
 
         let server = HTTPServer(configuration: configuration.server, router: Routes.router(), logger: logger)
+        server.onRun = { address in
+            logger.info("service started", metadata: startupMetadata(configuration, address: address))
+        }
+
+        // The group installs its SIGTERM/SIGINT handlers before it runs the server, and the
+        // server binds its port in `run()`: there is no moment when the port is open but a
+        // SIGTERM would kill the process instead of draining it.
+        let group = ServiceGroup(configuration: .init(
+            services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
-            try server.start()
-        } catch {
+            try await group.run()
+        } catch let error as SystemError {
             logger.critical("cannot start server", metadata: [
                 "error": "\(error)", "host": "\(configuration.server.host)", "port": "\(configuration.server.port)",
             ])
             LogSink.standardOutput.flush()
             return 1
-        }
-        server.onRun = { address in
-            logger.info("service started", metadata: startupMetadata(configuration, address: address))
-        }
-
-        let group = ServiceGroup(configuration: .init(
-            services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        do {
-            try await group.run()
         } catch {
             logger.error("service stopped with an error", metadata: ["error": "\(error)"])
             LogSink.standardOutput.flush()

@@ -152,11 +152,11 @@ import TestSupport
     func servesWithStandardOutput(
         _ prepare: (Process, Int) throws -> Void, whileRunning check: (Process) throws -> Void = { _ in }
     ) throws {
-        let port = Int.random(in: 30000...60000)
+        let port = try Self.freePort()
         let process = Process()
         try prepare(process, port)
         var response: TestClient.Response?
-        for _ in 0..<200 where response == nil {
+        for _ in 0..<250 where response == nil && process.isRunning {
             if let client = try? TestClient(port: port) {
                 try client.send("GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
                 response = try client.readResponse()
@@ -164,6 +164,7 @@ import TestSupport
                 Thread.sleep(forTimeInterval: 0.02)
             }
         }
+        try #require(process.isRunning, "exited with \(process.terminationStatus)")
         #expect(response?.status == 200)
         // Another request, after log writes have failed.
         let again = try TestClient(port: port)
@@ -174,6 +175,23 @@ import TestSupport
         process.waitUntilExit()
         #expect(process.terminationReason == .exit)
         #expect(process.terminationStatus == 0)
+    }
+
+    /// A port nothing listens on right now: bind port 0, read the number, close.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard bound else { throw TestClient.Failure(description: "no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     @Test func aClosedStandardOutputDoesNotStopTheServer() throws {
