@@ -1,6 +1,15 @@
 import Testing
 @testable import ServiceKit
 
+extension Request {
+    /// A request for handler tests: the head a parser would produce for `method target`.
+    static func test(_ method: String, _ path: String, query: String? = nil) -> Request {
+        Request(head: HTTPRequestHead(
+            method: method, target: path + (query.map { "?" + $0 } ?? ""), path: path, query: query,
+            version: .http1_1, headers: [:], framing: .none, keepAlive: true, expectsContinue: false))
+    }
+}
+
 @Suite struct RouterTests {
     static func tagged(_ tag: String) -> Handler { { _ in .text(tag) } }
 
@@ -20,9 +29,7 @@ import Testing
     func lookup(_ method: String, _ path: String) async throws -> String {
         switch router.match(method: method, path: path) {
         case .found(let handler, let parameters, let route):
-            let head = HTTPRequestHead(method: method, target: path, path: path, query: nil, version: .http1_1,
-                                       headers: [:], framing: .none, keepAlive: true, expectsContinue: false)
-            let body = try await handler(Request(head: head)).body
+            let body = try await handler(.test(method, path)).body
             let params = parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
             return String(decoding: body, as: UTF8.self) + (params.isEmpty ? "" : " " + params) + " @" + route
         case .notFound:
@@ -67,9 +74,7 @@ import Testing
                 Issue.record("no match for \(path)")
                 continue
             }
-            let head = HTTPRequestHead(method: "GET", target: path, path: path, query: nil, version: .http1_1,
-                                       headers: [:], framing: .none, keepAlive: true, expectsContinue: false)
-            #expect(try await handler(Request(head: head)).body == Array("second".utf8))
+            #expect(try await handler(.test("GET", path)).body == Array("second".utf8))
         }
     }
 
@@ -81,9 +86,7 @@ import Testing
             Issue.record("no match")
             return
         }
-        let head = HTTPRequestHead(method: "HEAD", target: "/x", path: "/x", query: nil, version: .http1_1,
-                                   headers: [:], framing: .none, keepAlive: true, expectsContinue: false)
-        #expect(try await handler(Request(head: head)).body == Array("head".utf8))
+        #expect(try await handler(.test("HEAD", "/x")).body == Array("head".utf8))
     }
 
     @Test(arguments: [
@@ -95,16 +98,13 @@ import Testing
         ("k%20y=v", "k y", "v"),
     ])
     func queryParameters(query: String, name: String, expected: String) {
-        let head = HTTPRequestHead(method: "GET", target: "/?" + query, path: "/", query: query, version: .http1_1,
-                                   headers: [:], framing: .none, keepAlive: true, expectsContinue: false)
-        #expect(Request(head: head).query(name) == expected)
+        #expect(Request.test("GET", "/", query: query).query(name) == expected)
     }
 
     @Test func missingOrMalformedQueryParametersAreNil() {
-        let head = HTTPRequestHead(method: "GET", target: "/?a=%zz", path: "/", query: "a=%zz", version: .http1_1,
-                                   headers: [:], framing: .none, keepAlive: true, expectsContinue: false)
-        #expect(Request(head: head).query("b") == nil)
-        #expect(Request(head: head).query("a") == "")
+        let request = Request.test("GET", "/", query: "a=%zz")
+        #expect(request.query("b") == nil)
+        #expect(request.query("a") == nil, "a malformed escape is no value")
     }
 }
 

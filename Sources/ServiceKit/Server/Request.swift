@@ -30,13 +30,14 @@ public struct Request: Sendable {
     public var path: String { head.path }
     public var headers: HTTPHeaders { head.headers }
 
-    /// The first value of query parameter `name`, percent-decoded (`+` as space), or nil.
+    /// The first value of query parameter `name`, percent-decoded (`+` as space); nil when the
+    /// parameter is absent or its value has a malformed `%` escape. `?flag` gives "".
     public func query(_ name: String) -> String? {
         guard let query = head.query else { return nil }
         for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             if PercentDecoding.decode(parts[0], plusAsSpace: true) == name {
-                return parts.count > 1 ? PercentDecoding.decode(parts[1], plusAsSpace: true) ?? "" : ""
+                return parts.count > 1 ? PercentDecoding.decode(parts[1], plusAsSpace: true) : ""
             }
         }
         return nil

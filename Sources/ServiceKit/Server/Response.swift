@@ -24,33 +24,12 @@ public struct Response: Sendable {
 
     /// The small JSON error body every refusal uses: `{"error":"...","status":N}`.
     public static func error(_ status: Int, _ message: String) -> Response {
-        var body: [UInt8] = []
-        body.reserveCapacity(message.utf8.count + 32)
-        body.append(contentsOf: #"{"error":"#.utf8)
-        JSONString.append(message, to: &body)
-        body.append(contentsOf: #","status":"#.utf8)
-        HTTPResponseSerializer.appendDecimal(status, to: &body)
-        body.append(UInt8(ascii: "}"))
-        return .json(raw: body, status: status)
-    }
-}
-
-/// Writes a JSON string literal with every character that could break out of it escaped.
-enum JSONString {
-    static func append(_ string: String, to buffer: inout [UInt8]) {
-        let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-        buffer.append(UInt8(ascii: "\""))
-        for byte in string.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case 0..<0x20, 0x7F:
-                buffer.append(contentsOf: Array(#"\u00"#.utf8))
-                buffer.append(hexDigits[Int(byte >> 4)])
-                buffer.append(hexDigits[Int(byte & 0xF)])
-            default: buffer.append(byte)
-            }
-        }
-        buffer.append(UInt8(ascii: "\""))
+        var body = JSONLineWriter(capacity: message.utf8.count + 32)
+        body.append("{\"error\":")
+        body.appendString(message, maxBytes: 1024)
+        body.append(",\"status\":")
+        body.appendInteger(Int64(status))
+        body.append("}")
+        return .json(raw: body.take(), status: status)
     }
 }
