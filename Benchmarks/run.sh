@@ -71,23 +71,6 @@ cpu_ticks() {
     echo $((fields[11] + fields[12]))
 }
 
-# "busy total" clock ticks of the whole machine, all CPUs, from the first line of /proc/stat.
-machine_ticks() {
-    local user nice system idle iowait irq softirq steal
-    read -r _ user nice system idle iowait irq softirq steal _ </proc/stat
-    echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + irq + softirq + steal + idle + iowait))"
-}
-
-# Sets CHILDREN_MS to the CPU time (user + sys) of this shell's finished children. Must not run
-# in a subshell (as in $(...)): a subshell's child times start at zero.
-children_cpu() {
-    local re='([0-9]+)m([0-9]+)\.([0-9]{3})s ([0-9]+)m([0-9]+)\.([0-9]{3})s' times_lines
-    times >"$WORK/times"
-    mapfile -t times_lines <"$WORK/times"
-    [[ ${times_lines[1]} =~ $re ]]
-    CHILDREN_MS=$(((10#${BASH_REMATCH[1]} + 10#${BASH_REMATCH[4]}) * 60000 + (10#${BASH_REMATCH[2]} + 10#${BASH_REMATCH[5]}) * 1000 + 10#${BASH_REMATCH[3]} + 10#${BASH_REMATCH[6]}))
-}
-
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 # Waits (polling, bounded) until the CPU counter of PID stops moving, so work the server does
@@ -147,7 +130,7 @@ if [[ $WARMUP != 0 && $WARMUP != 0s ]]; then
 fi
 
 RUNS=$WORK/runs.tsv
-printf 'server\tconns\tround\twrk_output\tcpu_ticks_before\tcpu_ticks_after\trss_kb_before\trss_kb_after\tlog_lines\twrk_cpu_ms\tmachine_busy_ticks\tmachine_total_ticks\n' >"$RUNS"
+printf 'server\tconns\tround\twrk_output\tcpu_ticks_before\tcpu_ticks_after\trss_kb_before\trss_kb_after\tlog_lines\tother_ticks\twindow_ms\n' >"$RUNS"
 for conns in $CONNECTIONS; do
     for ((round = 1; round <= ROUNDS; round++)); do
         # Alternate servers, and swap which goes first every round.
@@ -161,20 +144,17 @@ for conns in $CONNECTIONS; do
             rss_before=$(rss_kb "$pid")
             cpu_before=$(cpu_ticks "$pid")
             log "$name: $conns connections, round $round/$ROUNDS, $DURATION"
-            read -r busy_before total_before < <(machine_ticks)
-            children_cpu
-            children_before=$CHILDREN_MS
+            python3 "$BENCH_DIR/procstat.py" snapshot "$WORK/procstat.json"
+            window_start=${EPOCHREALTIME/./}
             run_wrk "$name" "$conns" "$DURATION" "$out"
-            children_cpu
-            children_after=$CHILDREN_MS
-            read -r busy_after total_after < <(machine_ticks)
+            window_us=$((${EPOCHREALTIME/./} - window_start))
+            other=$(python3 "$BENCH_DIR/procstat.py" other "$WORK/procstat.json" --exclude "$$" "$pid")
             rss_after=$(rss_kb "$pid")
             settle "$pid"
             cpu_after=$(cpu_ticks "$pid")
             lines=$(wc -l <"$WORK/$name.log")
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$conns" "$round" "$out" \
-                "$cpu_before" "$cpu_after" "$rss_before" "$rss_after" "$lines" \
-                "$((children_after - children_before))" "$((busy_after - busy_before))" "$((total_after - total_before))" >>"$RUNS"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$conns" "$round" "$out" \
+                "$cpu_before" "$cpu_after" "$rss_before" "$rss_after" "$lines" "$other" "$((window_us / 1000))" >>"$RUNS"
         done
     done
 done
@@ -183,19 +163,24 @@ done
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 swift_version=$(swift --version 2>&1 | grep -m1 -o 'Swift version [^ ]*' || echo unknown)
 go_version=$(go version)
+revision=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git -C "$ROOT" status --porcelain -- Sources Package.swift 2>/dev/null) ]]; then
+    revision+=" with uncommitted changes in Sources/"
+fi
 wrk_version=$(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }' || true)
 {
     echo "# Benchmark: Swift service vs Go net/http, GET /health"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- machine: $(nproc) CPUs, $cpu_model, Linux $(uname -r)"
+    echo "- service: ${SERVICE_BIN#"$ROOT"/} built from $revision"
     echo "- toolchains: $swift_version; ${go_version#go version }"
     echo "- load: $wrk_version, -t2 (-t1 at 1 connection), -d$DURATION --latency; $ROUNDS round(s), servers alternating; warm-up $WARMUP"
     echo "- access log: $ACCESS_LOG (both servers, stdout to a file)"
     echo "- load average before the run: $LOADAVG_START"
     echo "- wrk, both servers and this script share the same $(nproc) CPUs: compare rows of this run, not across machines or runs"
     echo
-    python3 "$BENCH_DIR/summarize.py" --runs "$RUNS" --startup "$WORK/startup.tsv" --clk-tck "$CLK_TCK"
+    python3 "$BENCH_DIR/summarize.py" --runs "$RUNS" --startup "$WORK/startup.tsv" --clk-tck "$CLK_TCK" --cpus "$(nproc)"
 } >"$RESULTS"
 echo
 cat "$RESULTS"

@@ -5,13 +5,14 @@
 
 RUNS.tsv has a header line and one row per wrk run:
     server conns round wrk_output cpu_ticks_before cpu_ticks_after rss_kb_before rss_kb_after log_lines
-    wrk_cpu_ms machine_busy_ticks machine_total_ticks
+    other_ticks window_ms
 STARTUP.tsv has one `server<TAB>milliseconds` row per start.
 Every figure shown is the median over the rounds (or starts).
 """
 
 import argparse
 import csv
+import os
 import re
 import statistics
 import sys
@@ -69,6 +70,7 @@ def main():
     parser.add_argument("--runs", required=True)
     parser.add_argument("--startup", required=True)
     parser.add_argument("--clk-tck", type=int, default=100)
+    parser.add_argument("--cpus", type=int, default=os.cpu_count())
     args = parser.parse_args()
 
     # (server, conns) -> list of per-round measurements
@@ -82,12 +84,10 @@ def main():
             m["rss_idle"] = int(row["rss_kb_before"])
             m["rss_loaded"] = int(row["rss_kb_after"])
             m["log_per_req"] = int(row["log_lines"]) / m["requests"] if m["requests"] else float("nan")
-            # Share of the machine's CPU time during the run used by neither this server nor wrk
-            # (the idle other server, this script, and anything else running on the machine).
-            server_ticks = int(row["cpu_ticks_after"]) - int(row["cpu_ticks_before"])
-            wrk_ticks = int(row["wrk_cpu_ms"]) * args.clk_tck / 1000.0
-            other = int(row["machine_busy_ticks"]) - server_ticks - wrk_ticks
-            m["other_pct"] = max(0.0, other) * 100.0 / max(1, int(row["machine_total_ticks"]))
+            # Share of the machine's CPU used during the run by processes other than this server
+            # and run.sh's children (wrk): the idle other server and anything else running.
+            window_ticks = int(row["window_ms"]) * args.clk_tck / 1000.0 * args.cpus
+            m["other_pct"] = min(100.0, int(row["other_ticks"]) * 100.0 / max(1.0, window_ticks))
             runs.setdefault((row["server"], int(row["conns"])), []).append(m)
 
     def med(server, conns, key):
@@ -151,7 +151,7 @@ def main():
     busiest = max(m["other_pct"] for v in runs.values() for m in v)
     if busiest >= 10:
         print(f"\n**Warning:** processes other than wrk and the server under test used up to {busiest:.0f}% of "
-              "the machine's CPU during a run (column *other CPU*); figures from such runs are disturbed.")
+              "the machine's CPU time during a run (column *other CPU*); figures from such runs are disturbed.")
 
     if problems:
         print("\n### Errors reported by wrk\n")
