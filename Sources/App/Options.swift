@@ -9,14 +9,6 @@ import ArgumentParser
 import Logging
 import ServiceKit
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Everything `main` needs to start the service.
 struct AppConfiguration: Sendable, Equatable {
     var server: ServerConfiguration

@@ -1,9 +1,5 @@
 // The entry point stays this small: code written at the top level here is main-actor isolated
 // in Swift 6, and signal or event-loop callbacks declared here would trap at run time.
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import ServiceKit
 
 exit(await App.main(arguments: Array(CommandLine.arguments.dropFirst())))
