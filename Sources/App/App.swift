@@ -1,6 +1,7 @@
 import Logging
 import ServiceKit
 import ServiceLifecycle
+import UnixSignals
 
 /// App wires configuration, logging, routes and the server together, in the order
 /// ardanlabs/service uses: read config, build the logger, then run until told to stop.
@@ -24,29 +25,55 @@ enum App {
             return code
         }
 
+        if configuration.healthCheck {
+            return healthCheck(configuration)
+        }
+
         JSONLogHandler.bootstrap(logLevel: configuration.logLevel)
         let logger = Logger(label: "service")
 
-        if configuration.healthCheck {
-            printLine("service: -health-check is not available in this build yet\n", to: 2)
-            return 2
-        }
-
-        let server = HTTPServer(configuration: configuration.server, router: Routes.router(), logger: logger)
+        let readiness = Readiness()
+        let server = HTTPServer(
+            configuration: configuration.server, router: Routes.router(readiness: readiness), logger: logger,
+            readiness: readiness)
         server.onRun = { address in
             logger.info("service started", metadata: startupMetadata(configuration, address: address))
         }
 
-        // The group installs its SIGTERM/SIGINT handlers before it runs the server, and the
-        // server binds its port in `run()`: there is no moment when the port is open but a
-        // SIGTERM would kill the process instead of draining it.
-        let group = ServiceGroup(configuration: .init(
-            services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        // Signals are handled here rather than by the group's own option, because a second
+        // SIGTERM or SIGINT must force the shutdown and ServiceGroup ignores repeats. Trapping
+        // them before the group runs the server means there is no moment when the port is open
+        // but a SIGTERM would kill the process instead of draining it, PID 1 included.
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
+        let signalTask = Task {
+            var count = 0
+            for await signal in signals {
+                count += 1
+                if count == 1 {
+                    logger.info("signal received; shutting down gracefully", metadata: ["signal": "\(signal)"])
+                    await group.triggerGracefulShutdown()
+                } else {
+                    logger.warning("second signal received; forcing shutdown", metadata: ["signal": "\(signal)"])
+                    server.forceShutdown()
+                }
+            }
+        }
+        defer { signalTask.cancel() }
+
         do {
             try await group.run()
         } catch let error as SystemError {
             logger.critical("cannot start server", metadata: [
                 "error": "\(error)", "host": "\(configuration.server.host)", "port": "\(configuration.server.port)",
+            ])
+            LogSink.standardOutput.flush()
+            return 1
+        } catch let error as DrainIncompleteError {
+            logger.error("service stopped; the drain was incomplete", metadata: [
+                "closed_at_deadline": .stringConvertible(error.result.closedAtDeadline),
+                "cut_requests": .stringConvertible(error.result.cutRequests),
+                "forced": .stringConvertible(error.result.forced),
             ])
             LogSink.standardOutput.flush()
             return 1
@@ -58,6 +85,22 @@ enum App {
         logger.info("service stopped")
         LogSink.standardOutput.flush()
         return 0
+    }
+
+    /// `service -health-check`: probes the server this configuration describes and prints one
+    /// line on failure. Exit 0 on 200, 1 on anything else.
+    static func healthCheck(_ configuration: AppConfiguration) -> Int32 {
+        guard let target = HealthProbe.target(host: configuration.server.host, port: configuration.server.port) else {
+            printLine("health check failed: cannot probe host \(configuration.server.host)\n", to: 2)
+            return 1
+        }
+        switch HealthProbe.check(target, timeout: configuration.healthCheckTimeout) {
+        case .success:
+            return 0
+        case .failure(let failure):
+            printLine("health check failed: \(failure)\n", to: 2)
+            return 1
+        }
     }
 
     static func startupMetadata(_ configuration: AppConfiguration, address: SocketAddress?) -> Logger.Metadata {
@@ -75,7 +118,9 @@ enum App {
                 "max_body_bytes": .stringConvertible(server.maxBodyBytes),
                 "max_connections": .stringConvertible(server.maxConnections),
                 "event_loops": .stringConvertible(server.eventLoops),
+                "shutdown_delay": "\(server.shutdownDelay.goString)",
                 "drain_timeout": "\(server.drainTimeout.goString)",
+                "drain_linger": "\(server.drainLinger.goString)",
                 "access_log": .stringConvertible(server.accessLog),
                 "log_level": "\(configuration.logLevel.rawValue)",
             ],

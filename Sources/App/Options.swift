@@ -13,15 +13,20 @@ import ServiceKit
 struct AppConfiguration: Sendable, Equatable {
     var server: ServerConfiguration
     var logLevel: Logger.Level
-    /// `-health-check` was given: probe a running instance instead of serving. Parsed and carried
-    /// here, but acted on by a later issue.
+    /// `-health-check` was given: probe the running instance instead of serving.
     var healthCheck: Bool
+    /// How long `-health-check` waits for the whole exchange.
+    var healthCheckTimeout: Duration
 
     /// The defaults; `--help` shows these, so they live in one place.
-    init(server: ServerConfiguration = ServerConfiguration(), logLevel: Logger.Level = .info, healthCheck: Bool = false) {
+    init(
+        server: ServerConfiguration = ServerConfiguration(), logLevel: Logger.Level = .info, healthCheck: Bool = false,
+        healthCheckTimeout: Duration = .seconds(2)
+    ) {
         self.server = server
         self.logLevel = logLevel
         self.healthCheck = healthCheck
+        self.healthCheckTimeout = healthCheckTimeout
     }
 }
 
@@ -78,7 +83,10 @@ enum Setting: String, CaseIterable {
     case maxBodyBytes = "max-body-bytes"
     case maxConnections = "max-connections"
     case eventLoops = "event-loops"
+    case shutdownDelay = "shutdown-delay"
     case drainTimeout = "drain-timeout"
+    case drainLinger = "drain-linger"
+    case healthCheckTimeout = "health-check-timeout"
     case accessLog = "access-log"
     case logLevel = "log-level"
 
@@ -105,7 +113,10 @@ enum Setting: String, CaseIterable {
         case .maxBodyBytes: String(server.maxBodyBytes)
         case .maxConnections: String(server.maxConnections)
         case .eventLoops: String(server.eventLoops)
+        case .shutdownDelay: server.shutdownDelay.goString
         case .drainTimeout: server.drainTimeout.goString
+        case .drainLinger: server.drainLinger.goString
+        case .healthCheckTimeout: defaults.healthCheckTimeout.goString
         case .accessLog: String(server.accessLog)
         case .logLevel: defaults.logLevel.rawValue
         }
@@ -123,7 +134,10 @@ enum Setting: String, CaseIterable {
         case .maxBodyBytes: "Largest request body, in bytes"
         case .maxConnections: "Most open client connections; past it, new ones get a 503"
         case .eventLoops: "Number of event loop threads; 0 means one per CPU core"
-        case .drainTimeout: "How long a graceful shutdown waits for open connections; must be > 0"
+        case .shutdownDelay: "After SIGTERM, how long to keep serving (readiness already 503) before the listener closes"
+        case .drainTimeout: "After the listener closes, how long open connections may finish before they are closed; must be > 0"
+        case .drainLinger: "During the drain, how long an idle keep-alive connection may send one more request; 0 closes it at once"
+        case .healthCheckTimeout: "With -health-check: how long to wait for the running server's answer; must be > 0"
         case .accessLog: "Log every request as a JSON line: true or false"
         case .logLevel: "Least severe level logged: trace, debug, info, notice, warning, error or critical"
         }
@@ -133,7 +147,9 @@ enum Setting: String, CaseIterable {
         switch self {
         case .host: "address"
         case .port: "port"
-        case .readHeaderTimeout, .readTimeout, .idleTimeout, .writeTimeout, .drainTimeout: "duration"
+        case .readHeaderTimeout, .readTimeout, .idleTimeout, .writeTimeout, .drainTimeout, .shutdownDelay, .drainLinger,
+            .healthCheckTimeout:
+            "duration"
         case .maxHeaderBytes, .maxBodyBytes: "bytes"
         case .maxConnections, .eventLoops: "count"
         case .accessLog: "bool"
@@ -193,8 +209,17 @@ struct ServiceCommand: ParsableCommand {
     @Option(name: .customLong(Setting.eventLoops.rawValue), help: Setting.eventLoops.help)
     var eventLoops: String?
 
+    @Option(name: .customLong(Setting.shutdownDelay.rawValue), help: Setting.shutdownDelay.help)
+    var shutdownDelay: String?
+
     @Option(name: .customLong(Setting.drainTimeout.rawValue), help: Setting.drainTimeout.help)
     var drainTimeout: String?
+
+    @Option(name: .customLong(Setting.drainLinger.rawValue), help: Setting.drainLinger.help)
+    var drainLinger: String?
+
+    @Option(name: .customLong(Setting.healthCheckTimeout.rawValue), help: Setting.healthCheckTimeout.help)
+    var healthCheckTimeout: String?
 
     @Option(name: .customLong(Setting.accessLog.rawValue), help: Setting.accessLog.help)
     var accessLog: String?
@@ -203,8 +228,11 @@ struct ServiceCommand: ParsableCommand {
     var logLevel: String?
 
     // Go-style single dash, because container health checks copied from Go services call
-    // `service -health-check`. Hidden until the issue that implements it.
-    @Flag(name: .customLong("health-check", withSingleDash: true), help: .hidden)
+    // `service -health-check`.
+    @Flag(
+        name: .customLong("health-check", withSingleDash: true),
+        help: "Probe GET /health of the server running on this host and port (over loopback), exit 0 on 200, 1 otherwise"
+    )
     var healthCheck = false
 
     /// Resolves every setting (flag, then environment, then default) and validates it.
@@ -249,7 +277,10 @@ struct ServiceCommand: ParsableCommand {
         try resolve(.maxBodyBytes, maxBodyBytes, .integer(atLeast: 0), into: &app.server.maxBodyBytes)
         try resolve(.maxConnections, maxConnections, .integer(atLeast: 1), into: &app.server.maxConnections)
         try resolve(.eventLoops, eventLoops, .integer(atLeast: 0), into: &app.server.eventLoops)
+        try resolve(.shutdownDelay, shutdownDelay, .durationOrZero, into: &app.server.shutdownDelay)
         try resolve(.drainTimeout, drainTimeout, .positiveDuration, into: &app.server.drainTimeout)
+        try resolve(.drainLinger, drainLinger, .durationOrZero, into: &app.server.drainLinger)
+        try resolve(.healthCheckTimeout, healthCheckTimeout, .positiveDuration, into: &app.healthCheckTimeout)
         try resolve(.accessLog, accessLog, .boolean, into: &app.server.accessLog)
         try resolve(.logLevel, logLevel, .logLevel, into: &app.logLevel)
         return app

@@ -3,10 +3,16 @@ import ServiceKit
 /// Routes is the one file a forker edits to add endpoints: one `router.get`/`post` line per
 /// route, with the handler beside it or in its own file.
 enum Routes {
-    static func router() -> Router {
+    static func router(readiness: Readiness = Readiness()) -> Router {
         var router = Router()
-        // Liveness: answers as long as the process can serve at all.
+        // Liveness: answers as long as the process can serve at all, draining included.
         router.get("/health") { _ in .json(raw: healthBody) }
+        // Readiness: 503 from the moment a shutdown begins, so load balancers stop routing here.
+        router.get("/ready") { _ in
+            readiness.isReady ? .json(raw: readyBody) : .json(raw: drainingBody, status: 503)
+        }
+        // For shutdown drills: answers after the requested time.
+        router.get("/delay", delay)
         // Examples of a path parameter, a query parameter, a JSON body and a JSON answer.
         router.get("/hello/:name", hello)
         router.post("/greetings", createGreeting)
@@ -14,6 +20,21 @@ enum Routes {
     }
 
     static let healthBody: [UInt8] = Array(#"{"status":"ok"}"#.utf8)
+    static let readyBody: [UInt8] = Array(#"{"status":"ready"}"#.utf8)
+    static let drainingBody: [UInt8] = Array(#"{"status":"draining"}"#.utf8)
+
+    /// The longest `/delay` answers to; longer asks are a 400, not a way to pin connections.
+    static let maxDelayMilliseconds = 60_000
+
+    /// `GET /delay?ms=250` → after 250 ms, `{"delayed_ms":250}`. Cancelled (and the
+    /// connection closed) if the drain deadline passes first.
+    @Sendable static func delay(_ request: Request) async throws -> Response {
+        guard let text = request.query("ms"), let ms = Int(text), (0...maxDelayMilliseconds).contains(ms) else {
+            throw HTTPError.badRequest("ms must be an integer from 0 to \(maxDelayMilliseconds)")
+        }
+        try await Task.sleep(for: .milliseconds(ms))
+        return .json(raw: Array(#"{"delayed_ms":\#(ms)}"#.utf8))
+    }
 
     struct Greeting: Codable, Equatable {
         var message: String

@@ -298,7 +298,7 @@ struct OptionsTests {
             #expect(help.contains(setting.flag + " <"), "\(setting.flag)")
             #expect(help.contains("(env: \(setting.environmentVariable), default: \(setting.defaultText))"), "\(setting)")
         }
-        #expect(!help.contains("health-check"))  // hidden until implemented
+        #expect(help.contains("-health-check Probe GET /health"))
     }
 
     @Test("--help shows each default as the service starts with it")

@@ -4,61 +4,12 @@ import TestSupport
 
 /// The built `service` executable, run as a child process the way an operator runs it.
 @Suite(.serialized) struct ServiceBinaryTests {
-    /// The executable sits beside the test bundle in SwiftPM's build folder.
-    static var binary: URL {
-        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        var directory = bundle.deletingLastPathComponent()
-        while directory.path != "/" {
-            let candidate = directory.appendingPathComponent("service")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-            directory = directory.deletingLastPathComponent()
-        }
-        return URL(fileURLWithPath: "/nonexistent/service")
-    }
-
-    final class Running {
-        let process = Process()
-        let stdout = Pipe()
-        let stderr = Pipe()
-        var output = Data()
-
-        init(_ arguments: [String], environment: [String: String] = [:]) throws {
-            process.executableURL = ServiceBinaryTests.binary
-            process.arguments = arguments
-            process.environment = environment
-            process.standardOutput = stdout
-            process.standardError = stderr
-            try process.run()
-        }
-
-        /// Reads stdout until a line containing `text` appears (or the process ends).
-        func waitForLine(containing text: String, timeout: TimeInterval = 10) -> String? {
-            let deadline = Date().addingTimeInterval(timeout)
-            while Date() < deadline {
-                if let line = String(decoding: output, as: UTF8.self).split(separator: "\n").first(where: { $0.contains(text) }) {
-                    return String(line)
-                }
-                let chunk = stdout.fileHandleForReading.availableData
-                if chunk.isEmpty { return nil }
-                output.append(chunk)
-            }
-            return nil
-        }
-
-        func finish() -> (status: Int32, stdout: String, stderr: String) {
-            process.waitUntilExit()
-            output.append(stdout.fileHandleForReading.readDataToEndOfFile())
-            let err = stderr.fileHandleForReading.readDataToEndOfFile()
-            return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: err, as: UTF8.self))
-        }
-    }
-
     func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
-        try Running(arguments, environment: environment).finish()
+        try ServiceProcess(arguments, environment: environment).finish()
     }
 
     @Test func servesOnAnEphemeralPortLogsItAndStopsCleanlyOnSIGTERM() throws {
-        let service = try Running(["--host", "127.0.0.1", "--port", "0"])
+        let service = try ServiceProcess(["--host", "127.0.0.1", "--port", "0"])
         let startup = try #require(service.waitForLine(containing: "service started"))
         let object = try #require(try JSONSerialization.jsonObject(with: Data(startup.utf8)) as? [String: Any])
         let port = try #require(object["port"] as? Int)
@@ -85,7 +36,7 @@ import TestSupport
     }
 
     @Test func environmentConfiguresAndFlagsWin() throws {
-        let service = try Running(["--port", "0"], environment: ["PORT": "1", "HOST": "127.0.0.1", "MAX_BODY_BYTES": "1234"])
+        let service = try ServiceProcess(["--port", "0"], environment: ["PORT": "1", "HOST": "127.0.0.1", "MAX_BODY_BYTES": "1234"])
         let startup = try #require(service.waitForLine(containing: "service started"))
         #expect(startup.contains(#""address":"127.0.0.1:"#))
         #expect(startup.contains(#""max_body_bytes":1234"#))
@@ -122,7 +73,7 @@ import TestSupport
     }
 
     @Test func addressInUseLogsAJSONErrorAndExits1() throws {
-        let first = try Running(["--host", "127.0.0.1", "--port", "0"])
+        let first = try ServiceProcess(["--host", "127.0.0.1", "--port", "0"])
         let startup = try #require(first.waitForLine(containing: "service started"))
         let object = try #require(try JSONSerialization.jsonObject(with: Data(startup.utf8)) as? [String: Any])
         let port = try #require(object["port"] as? Int)
@@ -152,7 +103,7 @@ import TestSupport
     func servesWithStandardOutput(
         _ prepare: (Process, Int) throws -> Void, whileRunning check: (Process) throws -> Void = { _ in }
     ) throws {
-        let port = try Self.freePort()
+        let port = try ServiceProcess.freePort()
         let process = Process()
         try prepare(process, port)
         var response: TestClient.Response?
@@ -177,28 +128,11 @@ import TestSupport
         #expect(process.terminationStatus == 0)
     }
 
-    /// A port nothing listens on right now: bind port 0, read the number, close.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        guard bound else { throw TestClient.Failure(description: "no free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     @Test func aClosedStandardOutputDoesNotStopTheServer() throws {
         try servesWithStandardOutput { process, port in
             // `exec` replaces the shell, so the process is the service itself, started with fd 1 closed.
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = ["-c", "exec \"$0\" --host 127.0.0.1 --port \(port) >&-", Self.binary.path]
+            process.arguments = ["-c", "exec \"$0\" --host 127.0.0.1 --port \(port) >&-", ServiceProcess.binary.path]
             try process.run()
         } whileRunning: { process in
             // Descriptor 1 was reopened on /dev/null, so no socket can take that number and
@@ -211,7 +145,7 @@ import TestSupport
     @Test func aStandardOutputNobodyReadsDoesNotStopTheServer() throws {
         try servesWithStandardOutput { process, port in
             let pipe = Pipe()
-            process.executableURL = Self.binary
+            process.executableURL = ServiceProcess.binary
             process.arguments = ["--host", "127.0.0.1", "--port", String(port)]
             process.standardOutput = pipe
             try process.run()

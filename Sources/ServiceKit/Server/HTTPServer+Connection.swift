@@ -29,14 +29,13 @@ extension HTTPServer {
         let inputLimit = limits.maxHeaderBytes + 1024
         var firstRequest = true
 
-        requestLoop: while true {
-            // Between requests. A connection with nothing buffered is idle: the drain may close it.
-            if input.isEmpty {
-                if state.draining { return }
-                connection.phase = .idle
-            }
+        while true {
+            // Between requests. A connection with nothing buffered is idle: during a drain it
+            // waits only until the linger deadline for one more request.
+            if input.isEmpty { connection.phase = .idle }
             var deadline = EventLoop.deadline(
                 after: input.isEmpty && !firstRequest ? configuration.idleTimeout : configuration.readHeaderTimeout)
+            if input.isEmpty && state.draining { deadline = min(deadline, state.lingerDeadline) }
             var scanFrom = 0
             var parsed: (head: HTTPRequestHead, length: Int)?
 
@@ -77,6 +76,11 @@ extension HTTPServer {
                                      socket: socket, remote: remote, state: state, output: &output)
                     }
                     return
+                case .interrupted:
+                    // The drain began (idle connections are woken to shorten their wait) or
+                    // the deadline closed the connection.
+                    guard !connection.forceClosed, state.draining else { return }
+                    if input.isEmpty { deadline = min(deadline, state.lingerDeadline) }
                 case .failed:
                     return
                 }
@@ -109,6 +113,8 @@ extension HTTPServer {
                             return
                         case .timedOut:
                             throw HTTPError(status: 408, reason: "request body timeout")
+                        case .interrupted:
+                            if connection.forceClosed { return }
                         case .failed: return
                         }
                     }
@@ -122,6 +128,7 @@ extension HTTPServer {
             var response: Response
             switch router.match(method: head.method, path: head.path) {
             case .found(let handler, let parameters, _):
+                connection.inFlight = Connection.InFlight(method: head.method, path: head.path, requestID: requestID)
                 let request = Request(head: head, body: body, pathParameters: parameters, remoteAddress: remote, id: requestID)
                 do {
                     response = try await handler(request)
@@ -144,6 +151,7 @@ extension HTTPServer {
             let keepAlive = head.keepAlive && !state.draining
             let sent = await send(response, for: head, requestID: requestID, keepAlive: keepAlive,
                                   socket: socket, state: state, output: &output)
+            connection.inFlight = nil
             logAccess(head: head, status: response.status, bytes: response.body.count, started: started,
                       remote: remoteHost, requestID: requestID, state: state)
             guard sent else { return }
@@ -155,7 +163,15 @@ extension HTTPServer {
         }
     }
 
-    enum ReadOutcome { case bytes(Int), end, timedOut, failed }
+    enum ReadOutcome {
+        case bytes(Int)
+        /// The peer closed its side.
+        case end
+        case timedOut
+        /// The wait was cancelled: the drain began or the connection is being closed.
+        case interrupted
+        case failed
+    }
 
     /// Reads once, waiting for readability (until `deadline`) as long as nothing is there.
     @inline(__always)
@@ -171,7 +187,7 @@ extension HTTPServer {
             switch await loop.waitReadable(socket.fd, deadline: deadline) {
             case .ready: continue
             case .timedOut: return .timedOut
-            case .cancelled: return .failed
+            case .cancelled: return .interrupted
             }
         }
     }

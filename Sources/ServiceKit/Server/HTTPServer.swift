@@ -25,16 +25,27 @@ public final class HTTPServer: Service, @unchecked Sendable {
     let state = Mutex(State.initial)
     let openConnections = Atomic<Int>(0)
     let rejectedConnections = Atomic<Int>(0)
-    let draining = Atomic<Bool>(false)
+    /// Set when the listener is to close (after the pre-drain delay): the accept loop stops.
+    let listenerClosing = Atomic<Bool>(false)
+    /// Set by ``forceShutdown()``: the drain skips what is left of its delay and deadline.
+    let forceRequested = Atomic<Bool>(false)
     let stoppedWaiters = Mutex<(stopped: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    /// Says whether the service wants traffic; not ready from the first moment of a shutdown.
+    public let readiness: Readiness
 
     /// - Parameters:
     ///   - configuration: address, limits and timeouts.
     ///   - router: the routes to serve.
     ///   - logger: for the server's own events (startup, errors, shutdown).
     ///   - accessLogger: for one line per request; defaults to `logger` relabelled `access`.
-    public init(configuration: ServerConfiguration, router: Router, logger: Logger, accessLogger: Logger? = nil) {
+    ///   - readiness: the state a readiness route reports; the server marks it draining when
+    ///     a graceful shutdown begins.
+    public init(
+        configuration: ServerConfiguration, router: Router, logger: Logger, accessLogger: Logger? = nil,
+        readiness: Readiness = Readiness()
+    ) {
         self.configuration = configuration
+        self.readiness = readiness
         self.router = router
         self.logger = logger
         accessLog = AccessLog(logger: accessLogger ?? Logger(label: "access"))
@@ -107,17 +118,22 @@ public final class HTTPServer: Service, @unchecked Sendable {
 
     /// Runs the server until a graceful shutdown (SIGTERM in a `ServiceGroup`) or cancellation,
     /// then drains it. Starts it first if ``start()`` was not called.
+    ///
+    /// - Throws: ``DrainIncompleteError`` when the drain deadline (or ``forceShutdown()``) had
+    ///   to close connections, so the process can exit non-zero; errors from ``start()``.
     public func run() async throws {
         try start()
         onRun?(localAddress)
+        let result: DrainResult
         do {
             try await gracefulShutdown()
+            result = await shutdown()
         } catch {
-            // Cancelled: no grace.
-            await shutdown(drainTimeout: .zero)
-            return
+            // Cancelled rather than asked to shut down gracefully: no grace.
+            forceShutdown()
+            result = await shutdown()
         }
-        await shutdown(drainTimeout: configuration.drainTimeout)
+        if result.closedAtDeadline > 0 { throw DrainIncompleteError(result: result) }
     }
 
     // MARK: Accepting
@@ -132,7 +148,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
         }
         var next = 0
         var descriptorsExhausted = false
-        while !draining.load(ordering: .relaxed) {
+        while !listenerClosing.load(ordering: .relaxed) {
             let accepted: (Socket, SocketAddress?)?
             do {
                 accepted = try listener.accept()
@@ -204,89 +220,4 @@ public final class HTTPServer: Service, @unchecked Sendable {
         }
     }
 
-    // MARK: Shutdown
-
-    /// Stops accepting, lets requests in flight finish (their responses say
-    /// `Connection: close`), closes idle keep-alive connections, and after `drainTimeout`
-    /// closes whatever is left. Returns when every connection is closed and the loops stopped.
-    public func shutdown(drainTimeout: Duration) async {
-        let running: (loops: [LoopState], listener: Socket)? = state.withLock { state in
-            switch state {
-            case .running(let listener, let address, let loops):
-                state = .draining(address: address, loops: loops)
-                return (loops, listener)
-            case .initial:
-                state = .stopped
-                return nil
-            case .draining, .stopped:
-                return nil
-            }
-        }
-        guard let (loops, listener) = running else {
-            await waitUntilStopped()
-            return
-        }
-        draining.store(true, ordering: .relaxed)
-        let started = EventLoop.now()
-        logger.info("shutdown: draining", metadata: ["open_connections": "\(connectionCount)", "drain_timeout": "\(drainTimeout.goString)"])
-
-        for state in loops {
-            state.loop.execute {
-                state.draining = true
-                // Wake the accept loop (on loop 0) so it sees the flag and closes the listener,
-                // and close connections that wait for a next request.
-                if state.loop.index == 0 { state.loop.cancelWaits(listener.fd) }
-                for connection in state.connections.values where connection.phase == .idle {
-                    state.loop.cancelWaits(connection.socket.fd)
-                }
-            }
-        }
-
-        let deadline = EventLoop.deadline(after: drainTimeout)
-        while connectionCount > 0 && EventLoop.now() < deadline {
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        let remaining = connectionCount
-        if remaining > 0 {
-            logger.warning("shutdown: drain timeout passed; closing connections", metadata: ["open_connections": "\(remaining)"])
-            for state in loops {
-                state.loop.execute {
-                    for connection in state.connections.values {
-                        connection.socket.setAbortiveClose()
-                        _ = systemShutdown(connection.socket.fd, Int32(SHUT_RDWR))
-                        state.loop.cancelWaits(connection.socket.fd)
-                        connection.task?.cancel()
-                    }
-                }
-            }
-            let hardDeadline = EventLoop.now() + 1_000_000_000
-            while connectionCount > 0 && EventLoop.now() < hardDeadline {
-                try? await Task.sleep(for: .milliseconds(5))
-            }
-        }
-        for state in loops { state.loop.stop() }
-        let elapsed = Double(EventLoop.now() - started) / 1e6
-        logger.info("shutdown: done", metadata: [
-            "closed_at_deadline": "\(remaining)", "duration_ms": "\(Int(elapsed))",
-        ])
-        self.state.withLock { $0 = .stopped }
-        let waiters = stoppedWaiters.withLock { value in
-            value.stopped = true
-            defer { value.waiters = [] }
-            return value.waiters
-        }
-        waiters.forEach { $0.resume() }
-    }
-
-    /// Returns once ``shutdown(drainTimeout:)`` has finished.
-    public func waitUntilStopped() async {
-        await withCheckedContinuation { continuation in
-            let done = stoppedWaiters.withLock { value in
-                if value.stopped { return true }
-                value.waiters.append(continuation)
-                return false
-            }
-            if done { continuation.resume() }
-        }
-    }
 }

@@ -4,7 +4,10 @@
 final class LoopState: @unchecked Sendable {
     let loop: EventLoop
     @exclusivity(unchecked) var connections: [Int32: Connection] = [:]
+    /// Set once the listener has closed: every response from then on says `Connection: close`.
     @exclusivity(unchecked) var draining = false
+    /// During a drain, when connections that are idle (no request under way) are closed.
+    @exclusivity(unchecked) var lingerDeadline: UInt64 = .max
     /// Scratch space for access-log lines, reused for every request on this loop.
     @exclusivity(unchecked) var logBuffer: [UInt8] = []
     @exclusivity(unchecked) private var dateSecond = -1
@@ -49,9 +52,20 @@ final class Connection: @unchecked Sendable {
     /// then removed from the table).
     enum Phase { case active, idle }
 
+    /// The request whose handler is running or whose response is being written, for the log
+    /// line if the drain deadline cuts it.
+    struct InFlight {
+        var method: String
+        var path: String
+        var requestID: String
+    }
+
     let socket: Socket
     @exclusivity(unchecked) var phase: Phase = .active
     @exclusivity(unchecked) var task: Task<Void, Never>?
+    @exclusivity(unchecked) var inFlight: InFlight?
+    /// Set when the drain deadline closes the connection: its task stops at the next wait.
+    @exclusivity(unchecked) var forceClosed = false
 
     init(socket: Socket) { self.socket = socket }
 }

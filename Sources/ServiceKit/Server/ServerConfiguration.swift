@@ -29,8 +29,19 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var maxConnections: Int = 10_000
     /// The number of event loops (threads). `0` means one per CPU core.
     public var eventLoops: Int = 0
-    /// How long a graceful shutdown waits for open connections before closing them. Default 25 seconds.
+    /// ShutdownDelay is how long, after a graceful shutdown begins, the server keeps accepting
+    /// and serving as usual while readiness already answers 503, so load balancers stop routing
+    /// to it before its listener closes. Default zero (none).
+    public var shutdownDelay: Duration = .zero
+    /// DrainTimeout bounds the drain, counted from the moment the listener closes: connections
+    /// still open then are closed and their handlers cancelled. Default 25 seconds. The process
+    /// is gone by `shutdownDelay + drainTimeout` plus one second.
     public var drainTimeout: Duration = .seconds(25)
+    /// DrainLinger is how long, during a drain, a keep-alive connection that was idle when the
+    /// listener closed is kept open for one more request (answered with `Connection: close`),
+    /// so a client that was just sending it is not cut off. Zero closes idle connections at
+    /// once, as Go's `Shutdown` does. Default 1 second.
+    public var drainLinger: Duration = .seconds(1)
     /// Whether each request is logged (one JSON line at info level). Default true.
     public var accessLog: Bool = true
 

@@ -221,10 +221,11 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         return UInt64(spec.tv_sec) &* 1_000_000_000 &+ UInt64(spec.tv_nsec)
     }
 
-    /// A deadline `duration` from now; `UInt64.max` for a zero or negative duration ("none").
-    public static func deadline(after duration: Duration) -> UInt64 {
+    /// A deadline `duration` from now; `UInt64.max` for a zero or negative duration ("none"),
+    /// or now itself when `orNow` is set.
+    public static func deadline(after duration: Duration, orNow: Bool = false) -> UInt64 {
         let (seconds, attoseconds) = duration.components
-        guard seconds > 0 || (seconds == 0 && attoseconds > 0) else { return .max }
+        guard seconds > 0 || (seconds == 0 && attoseconds > 0) else { return orNow ? now() : .max }
         let nanos = UInt64(clamping: seconds).multipliedReportingOverflow(by: 1_000_000_000)
         guard !nanos.overflow else { return .max }
         let (sum, overflow) = now().addingReportingOverflow(nanos.partialValue &+ UInt64(attoseconds / 1_000_000_000))

@@ -13,8 +13,11 @@ public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
         SystemError(call: call, errno: Platform.errno)
     }
 
-    public var description: String {
-        let message = strerror(errno).map { String(cString: $0) } ?? "errno \(errno)"
-        return "\(call): \(message) (errno \(errno))"
+    /// The C library's text for the errno, with the number: `Connection refused (errno 111)`.
+    public var message: String {
+        let text = strerror(errno).map { String(cString: $0) } ?? "unknown error"
+        return "\(text) (errno \(errno))"
     }
+
+    public var description: String { "\(call): \(message)" }
 }

@@ -63,6 +63,7 @@ func withServer(
     configuration.host = "127.0.0.1"
     configuration.port = 0
     configuration.eventLoops = 2
+    configuration.drainLinger = .milliseconds(100)
     configure(&configuration)
     let server = HTTPServer(configuration: configuration, router: router, logger: log.logger("server"),
                             accessLogger: log.logger("access"))
