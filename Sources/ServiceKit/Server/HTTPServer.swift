@@ -148,6 +148,22 @@ public final class HTTPServer: Service, @unchecked Sendable {
         }
         var next = 0
         var descriptorsExhausted = false
+        func hand(_ client: Socket, _ remote: SocketAddress?) {
+            if openConnections.load(ordering: .relaxed) >= configuration.maxConnections {
+                refuse(client)
+                return
+            }
+            openConnections.add(1, ordering: .relaxed)
+            let target = loops[next % loops.count]
+            next &+= 1
+            let connection = Connection(socket: client)
+            if target === acceptLoop {
+                start(connection, remote: remote, on: target)
+            } else {
+                target.loop.execute { self.start(connection, remote: remote, on: target) }
+            }
+        }
+
         while !listenerClosing.load(ordering: .relaxed) {
             let accepted: (Socket, SocketAddress?)?
             do {
@@ -167,26 +183,21 @@ public final class HTTPServer: Service, @unchecked Sendable {
                 continue
             }
             guard let (client, remote) = accepted else {
-                if await loop.waitReadable(listener.fd) == .cancelled { break }
+                // Woken with `.cancelled` when the drain closes the listener: the loop condition ends it.
+                _ = await loop.waitReadable(listener.fd)
                 continue
             }
             if descriptorsExhausted {
                 logger.notice("accepting again")
                 descriptorsExhausted = false
             }
-            if openConnections.load(ordering: .relaxed) >= configuration.maxConnections {
-                refuse(client)
-                continue
-            }
-            openConnections.add(1, ordering: .relaxed)
-            let target = loops[next % loops.count]
-            next &+= 1
-            let connection = Connection(socket: client)
-            if target === acceptLoop {
-                start(connection, remote: remote, on: target)
-            } else {
-                target.loop.execute { self.start(connection, remote: remote, on: target) }
-            }
+            hand(client, remote)
+        }
+        // Connections whose handshake completed before this point wait in the backlog, and
+        // closing the listener would reset them: a client would lose the request it just sent.
+        // Take them first; the drain's linger gives each one request.
+        while let accepted = try? listener.accept() {
+            hand(accepted.0, accepted.1)
         }
         loop.deregister(listener.fd)
         listener.close()
