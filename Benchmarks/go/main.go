@@ -1,9 +1,12 @@
 // Command benchref is the reference server for Benchmarks/run.sh: the smallest idiomatic
 // Go net/http equivalent of the Swift service's GET /health, including (by default) one JSON
 // access-log line per request written straight to stdout, so the two are compared like for like.
+// On SIGTERM or SIGINT it drains with http.Server.Shutdown, as the seed article's Go example
+// does, so the shutdown drill can run against it too.
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -12,8 +15,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -92,5 +97,20 @@ func main() {
 		"time": time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), "level": "info",
 		"msg": "service started", "logger": "service", "port": ln.Addr().(*net.TCPAddr).Port,
 	})
-	log.Fatal(http.Serve(ln, mux))
+	srv := &http.Server{Handler: mux}
+	go func() {
+		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+			log.Fatal(err)
+		}
+	}()
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	<-stop
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Printf("shutdown: %v", err)
+		os.Exit(1)
+	}
 }
