@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "service", targets: ["App"]),
         .library(name: "ServiceKit", targets: ["ServiceKit"]),
+        .executable(name: "drill", targets: ["Drill"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -38,6 +39,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         // A raw-socket HTTP client for end-to-end tests; never shipped.
@@ -45,5 +47,14 @@ let package = Package(
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "TestSupport"]),
         .testTarget(name: "AppTests", dependencies: ["App", "ServiceKit", "TestSupport"]),
+        // The shutdown drill: keep-alive load, SIGTERM at a chosen moment, a report of every
+        // request's fate. A dev tool; it shares no code with ServiceKit so it judges it independently.
+        .executableTarget(
+            name: "Drill",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "DrillTests", dependencies: ["Drill"]),
     ]
 )
