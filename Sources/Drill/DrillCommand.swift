@@ -30,7 +30,7 @@ struct DrillCommand: ParsableCommand {
         Every request ends as exactly one of: ok (a complete 2xx; sent before or after the \
         signal; some with Connection: close), unanswered (the connection closed before any \
         response byte), truncated (closed mid-response), timeout (no complete response within \
-        --request-timeout), refused (connect refused after the signal) or error (non-2xx, \
+        --request-timeout), refused (connect refused or reset after the signal: no request byte left the client) or error (non-2xx, \
         unparseable response, other socket errors, a refused connect before the signal). \
         Lost = unanswered + truncated + timeout + error.
 

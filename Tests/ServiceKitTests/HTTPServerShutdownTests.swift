@@ -4,21 +4,22 @@ import Testing
 
 /// The drain, in process: each step of ``HTTPServer/shutdown(shutdownDelay:drainTimeout:)``.
 @Suite struct HTTPServerShutdownTests {
-    /// Waits (without blocking a thread) until new connections are refused.
-    func waitForListenerToClose(_ port: Int) async throws {
-        for _ in 0..<1000 where (try? TestClient(port: port)) != nil {
+    /// Waits (without blocking a thread) until the drain has marked every loop draining.
+    func waitForDraining(_ log: CapturedLog) async throws {
+        for _ in 0..<1000 where !log.lines.contains(where: { $0.contains("shutdown: listener closed; draining") }) {
             try await Task.sleep(for: .milliseconds(5))
         }
     }
 
     @Test func aRequestInFlightFinishesWithConnectionClose() async throws {
         let gate = Gate()
-        try await withServer(router: testRouter(gate: gate)) { port, server in
+        let log = CapturedLog()
+        try await withServer(router: testRouter(gate: gate), log: log) { port, server in
             let client = try TestClient(port: port)
             try client.send(get("/gate"))
             try await gate.waitForArrivals(1)
             let drained = Task { await server.shutdown(drainTimeout: .seconds(5)) }
-            try await waitForListenerToClose(port)
+            try await waitForDraining(log)
             gate.open()
             let response = try client.readResponse()
             #expect(response.status == 200)
@@ -32,12 +33,14 @@ import Testing
     }
 
     @Test func anIdleKeepAliveConnectionGetsItsNextRequestAnsweredWithClose() async throws {
-        try await withServer(configure: { $0.drainLinger = .seconds(5) }) { port, server in
+        let log = CapturedLog()
+        try await withServer(log: log, configure: { $0.drainLinger = .seconds(5) }) { port, server in
             let client = try TestClient(port: port)
             try client.send(get("/health"))
             #expect(try client.readResponse().header("Connection") == nil)
             let drained = Task { await server.shutdown(drainTimeout: .seconds(10)) }
-            try await waitForListenerToClose(port)
+            try await waitForDraining(log)
+            #expect(throws: TestClient.Failure.self) { _ = try TestClient(port: port) }
             // The client was about to send its next request when the drain began: it is
             // answered, not cut off.
             try client.send(get("/path/next"))

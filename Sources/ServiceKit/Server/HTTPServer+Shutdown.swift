@@ -81,16 +81,23 @@ extension HTTPServer {
             ])
         }
 
-        // 3 and 4. Close the listener; mark the loops draining; wake idle connections so they
-        // wait at most the linger for a next request.
+        // 3. Close the listener, and only then (4) start answering with `Connection: close`:
+        // clients reconnect as soon as they read it, and a connection that completed its
+        // handshake while the listener was still open would be reset when it closed.
         listenerClosing.store(true, ordering: .relaxed)
+        loops[0].loop.execute { loops[0].loop.cancelWaits(listener.fd) }
+        await pause(until: EventLoop.now() + 200_000_000, interruptible: false) {
+            !self.listenerClosed.load(ordering: .acquiring)
+        }
+
+        // 4. Mark the loops draining; wake idle connections so they wait at most the linger
+        // for a next request.
         let lingerDeadline = isForced ? EventLoop.now() : EventLoop.deadline(after: configuration.drainLinger, orNow: true)
         let counts = Mutex<(loops: Int, idle: Int, active: Int)>((0, 0, 0))
         for state in loops {
             state.loop.execute {
                 state.draining = true
                 state.lingerDeadline = lingerDeadline
-                if state.loop.index == 0 { state.loop.cancelWaits(listener.fd) }
                 var idle = 0
                 for connection in state.connections.values where connection.phase == .idle {
                     idle += 1

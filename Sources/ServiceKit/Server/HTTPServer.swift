@@ -27,6 +27,8 @@ public final class HTTPServer: Service, @unchecked Sendable {
     let rejectedConnections = Atomic<Int>(0)
     /// Set when the listener is to close (after the pre-drain delay): the accept loop stops.
     let listenerClosing = Atomic<Bool>(false)
+    /// Set by the accept loop once the listener is closed.
+    let listenerClosed = Atomic<Bool>(false)
     /// Set by ``forceShutdown()``: the drain skips what is left of its delay and deadline.
     let forceRequested = Atomic<Bool>(false)
     let stoppedWaiters = Mutex<(stopped: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
@@ -201,6 +203,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
         }
         loop.deregister(listener.fd)
         listener.close()
+        listenerClosed.store(true, ordering: .releasing)
     }
 
     /// Starts a connection's task on its loop (loop thread only: it enters the loop's table).
