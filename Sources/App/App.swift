@@ -45,6 +45,8 @@ enum App {
         // them before the group runs the server means there is no moment when the port is open
         // but a SIGTERM would kill the process instead of draining it, PID 1 included.
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        // The group shuts services down in reverse order: put a database client (or any service
+        // the handlers use) before the server, and it stops only after the server has drained.
         let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
         let signalTask = Task {
             var count = 0

@@ -102,6 +102,24 @@ import TestSupport
         #expect(result.stdout.contains(#""msg":"shutdown: forced; closing connections""#))
     }
 
+    @Test func aSlowlorisConnectionCannotHoldTheProcessPastTheDeadline() throws {
+        // --read-header-timeout is long, so only the drain deadline can end this connection.
+        let service = try ServiceProcess(["--host", "127.0.0.1", "--port", "0", "--drain-timeout", "400ms",
+                                          "--read-header-timeout", "60s"])
+        let port = try service.waitForPort()
+        let slowloris = try TestClient(port: port, timeout: 10)
+        try slowloris.send("GET /health HTTP/1.1\r\nHost: t\r\nX-Trickle: a")
+        Thread.sleep(forTimeInterval: 0.2)
+        let signalled = Date()
+        service.signal(SIGTERM)
+        #expect(service.waitForExit(timeout: 5))
+        let took = Date().timeIntervalSince(signalled)
+        #expect(took < 0.4 + 1 + 0.5, "exited after \(took) s")
+        let result = service.finish()
+        #expect(result.status == 1, "a connection was closed at the deadline")
+        #expect(result.stdout.contains(#""msg":"shutdown: drain deadline passed; closing connections""#))
+    }
+
     @Test func sigtermIsHandledWhenTheServiceIsPID1() throws {
         // unshare --fork makes the service PID 1 of a new PID namespace; the kernel drops
         // signals to such a process unless it has installed a handler.
@@ -148,6 +166,29 @@ import TestSupport
         #expect(try probe([], environment: ["PORT": String(port)]).status == 0)
         service.signal()
         _ = service.finish()
+    }
+
+    @Test(.enabled(if: HealthCheckTests.ipv6LoopbackWorks))
+    func anIPv6OnlyServerIsProbedOverIPv6Loopback() throws {
+        let service = try ServiceProcess(["--host", "::1", "--port", "0"])
+        let port = try service.waitForPort()
+        #expect(try probe(["--host", "::1", "--port", String(port)]).status == 0)
+        // Over 127.0.0.1 nothing listens on that port.
+        #expect(try probe(["--host", "127.0.0.1", "--port", String(port)]).status == 1)
+        service.signal()
+        _ = service.finish()
+    }
+
+    static var ipv6LoopbackWorks: Bool {
+        let fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in6()
+        address.sin6_family = sa_family_t(AF_INET6)
+        address.sin6_addr = in6addr_loopback
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) == 0 }
+        }
     }
 
     @Test func noServerExits1WithOneLine() throws {
