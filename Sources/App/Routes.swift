@@ -45,7 +45,7 @@ enum Routes {
         let name = request.parameter("name") ?? ""
         let greeting = request.query("greeting") ?? "Hello"
         guard greeting.count <= 64 else { throw HTTPError.badRequest("greeting must be at most 64 characters") }
-        return try .json(Greeting(message: "\(greeting), \(name)!"))
+        return try .json(Greeting(message: greeting + ", " + name + "!"))
     }
 
     struct NewGreeting: Codable {
@@ -56,10 +56,11 @@ enum Routes {
     /// `POST /greetings` with `{"name":"Ada","greeting":"Hi"}` → 201 `{"message":"Hi, Ada!"}`
     @Sendable static func createGreeting(_ request: Request) async throws -> Response {
         let input = try request.decode(NewGreeting.self)
-        let name = input.name.trimmingPrefix(while: \.isWhitespace)
+        var name = String(input.name.trimmingPrefix(while: \.isWhitespace))
+        while name.last?.isWhitespace == true { name.removeLast() }
         guard !name.isEmpty, name.count <= 100 else {
             throw HTTPError(status: 422, reason: "name must be 1 to 100 characters")
         }
-        return try .json(Greeting(message: "\(input.greeting ?? "Hello"), \(name)!"), status: 201)
+        return try .json(Greeting(message: (input.greeting ?? "Hello") + ", " + name + "!"), status: 201)
     }
 }

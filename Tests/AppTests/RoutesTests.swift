@@ -55,7 +55,7 @@ import TestSupport
         let created = try await call("POST", "/greetings", body: #"{"name":"Grace","greeting":"Hey"}"#)
         #expect(created.status == 201)
         #expect(try json(created)["message"] as? String == "Hey, Grace!")
-        let defaulted = try await call("POST", "/greetings", body: #"{"name":"Grace"}"#)
+        let defaulted = try await call("POST", "/greetings", body: #"{"name":"  Grace \t"}"#)
         #expect(try json(defaulted)["message"] as? String == "Hello, Grace!")
     }
 
