@@ -12,6 +12,19 @@ public struct Router: Sendable {
     struct Route: Sendable {
         var segments: [Segment]
         var handlers: [String: Handler]
+        /// `/users/:id`: the route as registered, for logs and metrics labels.
+        var template: String
+
+        init(segments: [Segment], handlers: [String: Handler]) {
+            self.segments = segments
+            self.handlers = handlers
+            template = "/" + segments.map {
+                switch $0 {
+                case .literal(let s): return s
+                case .parameter(let name): return ":" + name
+                }
+            }.joined(separator: "/")
+        }
     }
 
     enum Segment: Sendable, Equatable {
@@ -78,17 +91,11 @@ public struct Router: Sendable {
     }
 
     private func select(_ route: Route, method: String, parameters: [String: String]) -> Match {
-        let template = "/" + route.segments.map {
-            switch $0 {
-            case .literal(let s): return s
-            case .parameter(let name): return ":" + name
-            }
-        }.joined(separator: "/")
         if let handler = route.handlers[method] {
-            return .found(handler, parameters: parameters, route: template)
+            return .found(handler, parameters: parameters, route: route.template)
         }
         if method == "HEAD", let handler = route.handlers["GET"] {
-            return .found(handler, parameters: parameters, route: template)
+            return .found(handler, parameters: parameters, route: route.template)
         }
         var allow = Set(route.handlers.keys)
         if allow.contains("GET") { allow.insert("HEAD") }
