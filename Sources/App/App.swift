@@ -6,9 +6,6 @@ import UnixSignals
 /// App wires configuration, logging, routes and the server together, in the order
 /// ardanlabs/service uses: read config, build the logger, then run until told to stop.
 enum App {
-    /// The version reported at startup and by `--version`.
-    static let version = "0.1.0-dev"
-
     /// Runs the service and returns the process exit status: 0 after a clean shutdown, 1 for a
     /// startup failure, 2 for a bad command line.
     static func main(arguments: [String]) async -> Int32 {
@@ -108,7 +105,8 @@ enum App {
     static func startupMetadata(_ configuration: AppConfiguration, address: SocketAddress?) -> Logger.Metadata {
         let server = configuration.server
         return [
-            "version": "\(version)",
+            "version": "\(BuildInfo.version)",
+            "revision": "\(BuildInfo.revision)",
             "address": "\(address?.description ?? "-")",
             "port": .stringConvertible(address?.port ?? server.port),
             "config": [

@@ -176,7 +176,8 @@ struct ServiceCommand: ParsableCommand {
             Every option can also be set with the environment variable shown beside it; a flag \
             wins over its variable, which wins over the default. An empty variable counts as \
             unset. Durations use Go's syntax, such as 500ms, 10s, 1m30s or 1.5h.
-            """
+            """,
+        version: "\(BuildInfo.version) (\(BuildInfo.revision))"
     )
 
     @Option(name: .customLong(Setting.host.rawValue), help: Setting.host.help)

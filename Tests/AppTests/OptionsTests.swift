@@ -301,6 +301,17 @@ struct OptionsTests {
         #expect(help.contains("-health-check Probe GET /health"))
     }
 
+    @Test("--version prints the stamped version and revision and exits 0")
+    func version() {
+        guard case .exit(let code, let message, let toStandardError) = parseCommandLine(["--version"], environment: [:]) else {
+            Issue.record("expected exit")
+            return
+        }
+        #expect(code == 0)
+        #expect(!toStandardError)
+        #expect(message == "\(BuildInfo.version) (\(BuildInfo.revision))")
+    }
+
     @Test("--help shows each default as the service starts with it")
     func helpDefaults() {
         guard case .exit(0, let message, false) = parseCommandLine(["--help"], environment: [:]) else {
