@@ -52,6 +52,8 @@ RUN case "$TARGETARCH" in \
 # way of an investigation (run it in place of the production image, or as a sidecar sharing
 # the pod's process namespace). Never the default: it is not the last stage.
 FROM debian:bookworm-slim AS debug
+# DL3008 (pin apt package versions) is ignored here on purpose: the debug image is built when
+# an investigation needs it and should get the current tools; it never ships.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends curl ca-certificates procps iproute2 \
