@@ -87,13 +87,21 @@ public final class HTTPServer: Service, @unchecked Sendable {
             throw error
         }
         let count = configuration.eventLoops > 0 ? configuration.eventLoops : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        // The sinks this server's loops log to: lines they append are batched until the loop
+        // flushes them at the end of its iteration.
+        var ownSinks = [LogSink.standardOutput]
+        for sink in [accessLog.direct?.sink, (logger.handler as? JSONLogHandler)?.sink].compactMap({ $0 })
+        where !ownSinks.contains(where: { $0 === sink }) {
+            ownSinks.append(sink)
+        }
+        let sinks = ownSinks
         var loops: [LoopState] = []
         for index in 0..<count {
             do {
                 let loop = try EventLoop(index: index)
                 loop.execute {
                     LogSink.beginBatchingOnCurrentThread()
-                    loop.addIterationHook { LogSink.standardOutput.flush() }
+                    loop.addIterationHook { for sink in sinks { sink.flush() } }
                 }
                 loops.append(LoopState(loop: loop))
             } catch {

@@ -21,12 +21,20 @@ final class CapturedLog: @unchecked Sendable {
         pipe(&fds)
         readFD = fds[0]
         writeFD = fds[1]
-        // Non-blocking read end: `lines` drains what is there without waiting.
+        // Non-blocking read end: `lines` drains what is there without waiting. A 1 MiB pipe
+        // (F_SETPIPE_SZ, 1031, a macro Glibc does not import) and a non-blocking write end: the
+        // server's loops flush to this sink every iteration, and a full pipe nobody reads must
+        // not block them.
         _ = fcntl(readFD, F_SETFL, fcntl(readFD, F_GETFL) | O_NONBLOCK)
+        _ = fcntl(writeFD, 1031, 1 << 20)
+        _ = fcntl(writeFD, F_SETFL, fcntl(writeFD, F_GETFL) | O_NONBLOCK)
         sink = LogSink(fileDescriptor: writeFD)
     }
 
     deinit {
+        // Write out what is buffered while the descriptor is still ours: once closed, its number
+        // may belong to another test's pipe.
+        sink.flush()
         close(readFD)
         close(writeFD)
     }
