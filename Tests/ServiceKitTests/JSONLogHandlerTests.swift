@@ -289,7 +289,7 @@ struct JSONLogHandlerTests {
             logger.log(level: level, "all")
         }
         let lines = try splitLines(capture.finish())
-        try #require(lines.count == 1 + Logger.Level.allCases.count)
+        try #require(lines.count == 1 + Logger.Level.allCases.count, "unexpected lines: \(lines.map { String(decoding: $0, as: UTF8.self).prefix(200) })")
         #expect(try StrictJSON.parseObject(lines[0])["msg"]?.string == "shown")
         let levels = try lines.dropFirst().map { try StrictJSON.parseObject($0)["level"]?.string }
         #expect(levels == ["trace", "debug", "info", "notice", "warning", "error", "critical"])

@@ -33,6 +33,9 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         var jobs: [UnownedJob] = []
         var closures: [@Sendable () -> Void] = []
         var wakePending = false
+        /// Set when the loop has exited and closed its descriptors: later work is dropped, and
+        /// nothing writes to a descriptor number that may by now belong to something else.
+        var closed = false
     }
 
     /// How often deadlines are checked while any wait has one. Timeouts fire up to this late.
@@ -113,22 +116,24 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
             jobs.append(job)
             return
         }
-        let wake = remote.withLock { remote in
+        remote.withLock { remote in
+            guard !remote.closed else { return }
             remote.jobs.append(job)
-            defer { remote.wakePending = true }
-            return !remote.wakePending
+            // The wake-up is written under the lock, so it can never race the loop closing
+            // its eventfd.
+            if !remote.wakePending { signal() }
+            remote.wakePending = true
         }
-        if wake { signal() }
     }
 
     /// Runs `body` on the loop thread soon. Safe from any thread.
     public func execute(_ body: @escaping @Sendable () -> Void) {
-        let wake = remote.withLock { remote in
+        remote.withLock { remote in
+            guard !remote.closed else { return }
             remote.closures.append(body)
-            defer { remote.wakePending = true }
-            return !remote.wakePending
+            if !remote.wakePending { signal() }
+            remote.wakePending = true
         }
-        if wake { signal() }
     }
 
     private func signal() {
@@ -307,8 +312,11 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         for hook in afterIteration { hook() }
         drainRemote()
         csystem_set_current_loop(nil)
-        _ = systemClose(epollFD)
-        _ = systemClose(wakeFD)
+        remote.withLock { remote in
+            remote.closed = true
+            _ = systemClose(epollFD)
+            _ = systemClose(wakeFD)
+        }
         stopped.withLock { $0 = true }
     }
 
