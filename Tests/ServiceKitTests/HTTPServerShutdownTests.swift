@@ -62,7 +62,9 @@ import Testing
             let took = ContinuousClock.now - started
             #expect(result.closedAtDeadline == 0)
             #expect(took >= .milliseconds(250), "\(took)")
-            #expect(took < .seconds(5), "\(took)")
+            // Loose: other tests' blocking reads can starve the cooperative pool the drain polls
+            // on. Without the linger the connection would wait out its 120 s idle timeout.
+            #expect(took < .seconds(30), "\(took)")
             #expect(client.isClosedByServer())
         }
     }
@@ -116,7 +118,7 @@ import Testing
             // The gate ignores cancellation, so the server waits its one second for the task
             // before giving up on it: deadline plus a second, plus slack for other tests that
             // block the cooperative pool. ShutdownTests checks the bound on the real process.
-            #expect(took < .seconds(5), "deadline plus at most one second: \(took)")
+            #expect(took < .seconds(15), "the deadline ends the drain: \(took)")
             // The client sees the connection reset, not a response.
             #expect((try? stuck.readResponse()) == nil)
         }
@@ -141,7 +143,7 @@ import Testing
             #expect(result == DrainResult(closedAtDeadline: 1, cutRequests: 1, forced: true))
             // Without the force the drain would take its 30 s delay and 30 s deadline; the gate
             // ignores cancellation, so the server also waits its one second for that task.
-            #expect(ContinuousClock.now - started < .seconds(6))
+            #expect(ContinuousClock.now - started < .seconds(15))
         }
     }
 
