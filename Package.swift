@@ -23,10 +23,13 @@ let package = Package(
         // HTTP/1.1 message parsing and serialization: bytes in, values or typed errors out.
         // No sockets, no clocks, no Foundation; this is the part to fuzz.
         .target(name: "HTTP1"),
+        // Go's duration syntax (`500ms`, `1m30s`), shared by the service's flags and the drill's.
+        .target(name: "GoDuration"),
         .target(
             name: "ServiceKit",
             dependencies: [
                 "CSystem",
+                "GoDuration",
                 "HTTP1",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -45,6 +48,7 @@ let package = Package(
         // A raw-socket HTTP client for end-to-end tests; never shipped.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
+        .testTarget(name: "GoDurationTests", dependencies: ["GoDuration"]),
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "TestSupport"]),
         .testTarget(name: "AppTests", dependencies: ["App", "ServiceKit", "TestSupport"]),
         // The shutdown drill: keep-alive load, SIGTERM at a chosen moment, a report of every
@@ -52,6 +56,7 @@ let package = Package(
         .executableTarget(
             name: "Drill",
             dependencies: [
+                "GoDuration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,9 +1,10 @@
 // Durations on the drill's command line use Go's syntax (`500ms`, `2s`, `1m30s`, `1.5s`), the
 // same syntax the service's own flags take, so an operator writes `--signal-after 2s` and
-// `-- --drain-timeout 2s` alike. The drill keeps its own small parser rather than importing
-// ServiceKit's, so that it never depends on the code it is judging.
+// `-- --drain-timeout 2s` alike. The parser is the small GoDuration module the service uses too;
+// the drill still imports nothing of the engine it is judging.
 
 import ArgumentParser
+import GoDuration
 
 /// A non-negative duration with nanosecond resolution, parsed from and printed as Go's syntax.
 struct GoDuration: Equatable, Comparable, Sendable, CustomStringConvertible {
@@ -18,79 +19,14 @@ struct GoDuration: Equatable, Comparable, Sendable, CustomStringConvertible {
 
     static func < (lhs: GoDuration, rhs: GoDuration) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
 
-    /// Parses Go's `time.ParseDuration` syntax: one or more decimal numbers, each with an
-    /// optional fraction and a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`); a bare `0` is the
-    /// one number allowed without a unit. Returns nil for anything else, for a negative value
-    /// (no drill setting has a meaning for one) and for more than Int64.max nanoseconds.
+    /// Parses Go's `time.ParseDuration` syntax (`500ms`, `1.5s`, `1m30s`) with the parser the
+    /// service's own flags use; nil for anything else, a negative value included.
     init?(_ text: String) {
-        var rest = Substring(text)
-        if rest.first == "+" {
-            rest.removeFirst()
-        }
-        if rest == "0" {
-            self.nanoseconds = 0
-            return
-        }
-        guard !rest.isEmpty else { return nil }
-
-        var total: Int64 = 0
-        while !rest.isEmpty {
-            let wholeDigits = rest.prefix { $0.isASCII && $0.isNumber }
-            rest = rest.dropFirst(wholeDigits.count)
-            var fractionDigits: Substring = ""
-            if rest.first == "." {
-                rest.removeFirst()
-                fractionDigits = rest.prefix { $0.isASCII && $0.isNumber }
-                rest = rest.dropFirst(fractionDigits.count)
-            }
-            // "." alone, or a unit with no number before it, is not a duration.
-            guard !wholeDigits.isEmpty || !fractionDigits.isEmpty else { return nil }
-
-            let unit = rest.prefix { !($0.isASCII && $0.isNumber) && $0 != "." }
-            rest = rest.dropFirst(unit.count)
-            guard let scale = Self.unitNanoseconds(unit) else { return nil }
-
-            // Whole part: digits times the unit, with overflow checks at every step.
-            var whole: Int64 = 0
-            for digit in wholeDigits {
-                guard let value = digit.wholeNumberValue else { return nil }
-                let (shifted, overflow1) = whole.multipliedReportingOverflow(by: 10)
-                let (sum, overflow2) = shifted.addingReportingOverflow(Int64(value))
-                guard !overflow1, !overflow2 else { return nil }
-                whole = sum
-            }
-            let (wholeNanoseconds, overflow) = whole.multipliedReportingOverflow(by: scale)
-            guard !overflow else { return nil }
-
-            // Fraction: digit by digit, each worth a tenth of the last; below a nanosecond the
-            // remaining digits cannot matter and are dropped (Go does the same).
-            var fractionNanoseconds: Int64 = 0
-            var place = scale
-            for digit in fractionDigits {
-                place /= 10
-                guard place > 0, let value = digit.wholeNumberValue else { break }
-                fractionNanoseconds += Int64(value) * place
-            }
-
-            let (partial, overflow3) = total.addingReportingOverflow(wholeNanoseconds)
-            let (sum, overflow4) = partial.addingReportingOverflow(fractionNanoseconds)
-            guard !overflow3, !overflow4 else { return nil }
-            total = sum
-        }
-        self.nanoseconds = total
-    }
-
-    private static func unitNanoseconds(_ unit: Substring) -> Int64? {
-        switch unit {
-        case "ns": 1
-        // Go accepts the ASCII spelling, MICRO SIGN and GREEK SMALL LETTER MU.
-        case "us", "\u{00B5}s", "\u{03BC}s": 1_000
-        case "ms": 1_000_000
-        case "s": 1_000_000_000
-        case "m": 60_000_000_000
-        case "h": 3_600_000_000_000
-        default: nil
-        }
+        guard let duration = Duration(goString: text) else { return nil }
+        let (seconds, attoseconds) = duration.components
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else { return nil }
+        nanoseconds = whole + attoseconds / 1_000_000_000
     }
 
     /// A short form that parses back to the same value: `2s`, `1m30s`, `500ms`, `1500ms`, `250us`.

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import ServiceKit
+import GoDuration
 
 @Suite("Duration in Go syntax")
 struct DurationGoTests {

@@ -8,6 +8,8 @@
 #error("ServiceKit runs on Linux: it needs Glibc or Musl")
 #endif
 @_exported import CSystem
+// Go-style durations are part of the engine's configuration vocabulary.
+@_exported import GoDuration
 
 enum Platform {
     #if canImport(Glibc)
