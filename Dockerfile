@@ -37,14 +37,23 @@ ARG REVISION=unknown
 RUN printf 'enum BuildInfo {\n    static let version = "%s"\n    static let revision = "%s"\n}\n' \
         "$VERSION" "$REVISION" > Sources/App/BuildInfo.swift
 
+# Size flags, measured on the glibc stand-in (which .ci/run builds with this very line):
+# whole-program LTO lets the linker drop unused code inside modules, and lld's identical code
+# folding (--icf=all) merges the many byte-identical generic specializations: 16.75 MiB
+# becomes 15.9 MiB, with throughput unchanged. -Osize would save 0.3 MB more but cost ~7% of
+# requests/s, so it is not used. Set SIZE_FLAGS= (empty) to build without them.
+ARG SIZE_FLAGS="--experimental-lto-mode=full -Xswiftc -use-ld=lld -Xlinker --icf=all"
+
 # TARGETARCH (amd64, arm64) is set by BuildKit/buildah for the platform being built.
 ARG TARGETARCH
+# SIZE_FLAGS is a list of words: it is expanded unquoted on purpose.
+# hadolint ignore=SC2086
 RUN case "$TARGETARCH" in \
         amd64|"") arch=x86_64 ;; \
         arm64) arch=aarch64 ;; \
         *) echo "unsupported TARGETARCH: $TARGETARCH" >&2; exit 1 ;; \
     esac \
-    && swift build -c release --product service --swift-sdk "$arch-swift-linux-musl" -Xlinker -s \
+    && swift build -c release --product service --swift-sdk "$arch-swift-linux-musl" $SIZE_FLAGS -Xlinker -s \
     && mkdir -p /out \
     && cp "$(swift build -c release --swift-sdk "$arch-swift-linux-musl" --show-bin-path)/service" /out/service
 

@@ -5,8 +5,13 @@ import TestSupport
 /// runs it, and reads its JSON log lines. (Unchecked Sendable: its output buffer is guarded by
 /// a lock; the rest is set once in `init`.)
 final class ServiceProcess: @unchecked Sendable {
-    /// The executable sits beside the test bundle in SwiftPM's build folder.
+    /// The executable sits beside the test bundle in SwiftPM's build folder, unless
+    /// `SERVICE_BINARY` names another one: CI points it at the shipped static binary (LTO,
+    /// identical-code folding) so the same tests judge the artifact that goes in the image.
     static var binary: URL {
+        if let path = ProcessInfo.processInfo.environment["SERVICE_BINARY"], !path.isEmpty {
+            return URL(fileURLWithPath: path)
+        }
         let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         var directory = bundle.deletingLastPathComponent()
         while directory.path != "/" {
