@@ -1,0 +1,320 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Hostile clients against the real binary, each with small configured limits so it runs in
+/// seconds: slowloris, clients that never read, and a process out of file descriptors.
+/// Timings are loose bounds that separate the defence from its failure mode (a stalled or
+/// spinning server misses them by orders of magnitude); the measured figures are printed.
+@Suite(.serialized) struct HostileClientTests {
+    @Test func slowlorisConnectionsDoNotSlowOthersAndCloseAtTheHeaderTimeout() throws {
+        let service = try ServiceProcess([
+            "--host", "127.0.0.1", "--port", "0", "--read-header-timeout", "2s", "--access-log", "false",
+        ])
+        let port = try service.waitForPort()
+
+        // 1,000 connections that will send their header section one byte at a time.
+        let count = 1000
+        var slow: [(fd: Int32, opened: Date)] = []
+        defer { slow.forEach { close($0.fd) } }
+        for _ in 0..<count { slow.append((try RawSocket.connect(port: port), Date())) }
+        let header = Array("GET /health HTTP/1.1\r\nHost: slow\r\nX-Padding: \(String(repeating: "p", count: 500))\r\n\r\n".utf8)
+
+        // Meanwhile a well-behaved client asks for /health over and over.
+        let probe = HealthProbeThread(port: port)
+        probe.start()
+
+        var closedAt = [Date?](repeating: nil, count: count)
+        var answered408 = 0
+        var sent = 0
+        let start = Date()
+        while closedAt.contains(where: { $0 == nil }) && Date().timeIntervalSince(start) < 6 {
+            for (index, connection) in slow.enumerated() where closedAt[index] == nil {
+                if sent < header.count - 2 { _ = RawSocket.sendByte(connection.fd, header[sent]) }
+                switch RawSocket.peekState(connection.fd) {
+                case .open: continue
+                case .data(let bytes):
+                    if bytes.starts(with: Array("HTTP/1.1 408".utf8)) { answered408 += 1 }
+                    closedAt[index] = Date()
+                case .closed:
+                    closedAt[index] = Date()
+                }
+            }
+            sent += 1
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let latencies = probe.stop()
+
+        let lifetimes = zip(slow, closedAt).compactMap { pair in pair.1.map { $0.timeIntervalSince(pair.0.opened) } }.sorted()
+        let p99 = latencies.isEmpty ? .infinity : latencies[min(latencies.count - 1, latencies.count * 99 / 100)]
+        print("slowloris: \(count) connections, \(sent) bytes each at most; closed after \(lifetimes.first ?? -1)...\(lifetimes.last ?? -1) s; "
+              + "\(answered408) answered 408; /health meanwhile: \(latencies.count) requests, "
+              + "p50 \(latencies.isEmpty ? -1 : latencies[latencies.count / 2] * 1000) ms, p99 \(p99 * 1000) ms, failures \(probe.failures)")
+        #expect(lifetimes.count == count, "every slowloris connection is closed by the server")
+        // Not before the header timeout (the trickle is not refused as malformed), and not long
+        // after (50 ms sweep, scheduling).
+        #expect((lifetimes.first ?? 0) >= 1.9)
+        #expect((lifetimes.last ?? .infinity) <= 3.5)
+        #expect(answered408 >= count * 9 / 10, "a client that sent part of a header is told 408")
+        #expect(probe.failures == 0)
+        #expect(latencies.count >= 100)
+        #expect(p99 < 0.05, "/health p99 \(p99 * 1000) ms while 1,000 slowloris connections trickle")
+
+        service.signal()
+        #expect(service.finish().status == 0)
+    }
+
+    @Test func clientsThatNeverReadAreCutAtTheWriteTimeoutWithoutGrowingMemory() throws {
+        let service = try ServiceProcess([
+            "--host", "127.0.0.1", "--port", "0", "--write-timeout", "1s", "--access-log", "false",
+        ])
+        let port = try service.waitForPort()
+        let pid = service.process.processIdentifier
+        let name = String(repeating: "n", count: 4000)
+        let request = Array("GET /hello/\(name) HTTP/1.1\r\nHost: r\r\n\r\n".utf8)
+        // Warm the server's allocator on a few ordinary requests before the baseline.
+        let warm = try TestClient(port: port)
+        for _ in 0..<20 {
+            try warm.send(request)
+            _ = try warm.readResponse()
+        }
+        let baseline = try ProcessStats.residentBytes(pid)
+
+        // Each client pipelines requests for 4 KB responses and reads nothing, until the
+        // server stops reading (its writes wait on the full socket buffers) or 16 MiB: far
+        // more than the kernel buffers hold. A server that kept reading and queued responses
+        // in memory would grow by about 100 MiB.
+        let clients = 8
+        let budget = 16 << 20
+        var fds: [Int32] = []
+        defer { fds.forEach { close($0) } }
+        for _ in 0..<clients { fds.append(try RawSocket.connect(port: port, receiveBuffer: 4096)) }
+        var pending = [Int](repeating: budget, count: clients)
+        var lastProgress = [Date](repeating: Date(), count: clients)
+        var resetAt = [Date?](repeating: nil, count: clients)
+        var peak = baseline
+        let start = Date()
+        while resetAt.contains(where: { $0 == nil }) && Date().timeIntervalSince(start) < 30 {
+            for (index, fd) in fds.enumerated() where resetAt[index] == nil {
+                if RawSocket.hasError(fd) {
+                    resetAt[index] = Date()
+                    continue
+                }
+                while pending[index] > 0 {
+                    let n = RawSocket.sendSome(fd, request)
+                    if n == 0 { break }
+                    pending[index] -= n
+                    lastProgress[index] = Date()
+                }
+            }
+            peak = max(peak, (try? ProcessStats.residentBytes(pid)) ?? 0)
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        let sentBytes = pending.reduce(0) { $0 + budget - $1 }
+        // From the client's last successful send to the reset: the 1 s write timeout, plus the
+        // time the server still spends answering the requests already in its receive buffer
+        // (seconds, in a debug build) until its send buffer is full.
+        let cut = zip(resetAt, lastProgress).compactMap { pair in pair.0.map { $0.timeIntervalSince(pair.1) } }.sorted()
+        print("slow readers: \(clients) clients sent \(sentBytes / 1024) KiB of requests in all, "
+              + "none over \(budget - (pending.min() ?? 0)) bytes; reset \(cut.first ?? -1)...\(cut.last ?? -1) s after their last send; "
+              + "RSS \(baseline / 1024) KiB -> peak \(peak / 1024) KiB")
+        #expect(cut.count == clients, "every client that never reads is cut by the write timeout")
+        #expect(pending.allSatisfy { $0 > 0 }, "the server stopped reading before 16 MiB (backpressure)")
+        #expect((cut.last ?? .infinity) < 10, "cut by the write timeout, not left open")
+        #expect(peak - baseline < 16 << 20, "RSS grew \((peak - baseline) / 1024) KiB")
+
+        let after = try TestClient(port: port)
+        try after.send("GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        #expect(try after.readResponse().status == 200)
+        service.signal()
+        #expect(service.finish().status == 0)
+    }
+
+    @Test func runningOutOfDescriptorsBacksOffLogsOnceAndRecovers() throws {
+        // 48 descriptors: the process's own (stdio, epoll, eventfds, the listener, the runtime's)
+        // leave room for a few dozen connections.
+        let service = try ServiceProcess(
+            ["--host", "127.0.0.1", "--port", "0", "--event-loops", "2", "--access-log", "false"],
+            launcher: ["/usr/bin/prlimit", "--nofile=48:48"])
+        let port = try service.waitForPort()
+        let pid = service.process.processIdentifier
+
+        // 80 clients, each sending one keep-alive request at once: some are accepted and
+        // answered; the rest wait in the listen backlog while accept fails with EMFILE.
+        var clients: [TestClient] = []
+        for _ in 0..<80 {
+            let client = try TestClient(port: port, timeout: 0.3)
+            try client.send("GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+            clients.append(client)
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        var answered: [TestClient] = []
+        var waiting: [TestClient] = []
+        for client in clients {
+            var entry = pollfd(fd: client.fd, events: Int16(POLLIN), revents: 0)
+            if poll(&entry, 1, 0) == 1, (try? client.readResponse())?.status == 200 {
+                answered.append(client)
+            } else {
+                waiting.append(client)
+            }
+        }
+        #expect(!answered.isEmpty)
+        #expect(!waiting.isEmpty, "the descriptor limit was not reached; the test proves nothing")
+
+        // While exhausted: no spinning. A retry loop without back-off burns a whole core.
+        let before = try ProcessStats.cpuSeconds(pid)
+        Thread.sleep(forTimeInterval: 2)
+        let cpu = try ProcessStats.cpuSeconds(pid) - before
+        let backoffLines = service.lines.filter { $0.contains("accept failed; backing off") }
+        print("descriptor exhaustion: \(answered.count) answered, \(waiting.count) deferred; CPU \(cpu) s over 2 s; "
+              + "\(backoffLines.count) back-off log line(s)")
+        #expect(cpu < 0.5, "\(cpu) s of CPU in 2 s while out of descriptors")
+        #expect(backoffLines.count == 1, "logged once, not per attempt")
+
+        // Descriptors free up: the deferred clients are accepted, oldest first, and answered;
+        // none is lost. Each closes once answered, which makes room for the next.
+        answered.removeAll()
+        clients.removeAll()
+        let deferred = waiting.count
+        var served = 0
+        while !waiting.isEmpty {
+            let client = waiting.removeFirst()
+            if client.readResponseWaiting(upTo: 5)?.status == 200 { served += 1 }
+        }
+        #expect(served == deferred, "\(deferred - served) deferred clients never answered")
+        #expect(service.waitForLine(containing: "accepting again", timeout: 5) != nil)
+        let fresh = try TestClient(port: port)
+        try fresh.send("GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        #expect(try fresh.readResponse().status == 200)
+        service.signal()
+        #expect(service.finish().status == 0)
+    }
+}
+
+extension TestClient {
+    /// Reads a response, waiting up to `seconds` (the client's own timeout may be shorter).
+    func readResponseWaiting(upTo seconds: Int) -> Response? {
+        var limit = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        return try? readResponse()
+    }
+}
+
+/// Non-blocking client sockets for the tests above, which drive many at once from one thread.
+enum RawSocket {
+    static func connect(port: Int, receiveBuffer: Int32? = nil) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestClient.Failure(description: "socket: errno \(errno)") }
+        if var size = receiveBuffer {
+            // Before connect, so the window the client advertises stays small.
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else {
+            let error = errno
+            close(fd)
+            throw TestClient.Failure(description: "connect: errno \(error)")
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        return fd
+    }
+
+    static func sendByte(_ fd: Int32, _ byte: UInt8) -> Bool {
+        var byte = byte
+        return send(fd, &byte, 1, Int32(MSG_NOSIGNAL)) == 1
+    }
+
+    /// Sends as much of `bytes` as the socket takes now; 0 when it takes nothing.
+    static func sendSome(_ fd: Int32, _ bytes: [UInt8]) -> Int {
+        max(0, bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) })
+    }
+
+    enum State { case open, closed, data([UInt8]) }
+
+    /// What the server did, without waiting: nothing yet, closed (end or reset), or sent bytes.
+    static func peekState(_ fd: Int32) -> State {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        if n > 0 { return .data(Array(buffer[0..<n])) }
+        if n == 0 { return .closed }
+        return errno == EAGAIN || errno == EWOULDBLOCK ? .open : .closed
+    }
+
+    /// Whether the connection was reset (SO_ERROR set, or a hang-up), without reading from it.
+    static func hasError(_ fd: Int32) -> Bool {
+        var entry = pollfd(fd: fd, events: 0, revents: 0)
+        _ = poll(&entry, 1, 0)
+        return entry.revents & Int16(POLLERR | POLLHUP) != 0
+    }
+}
+
+/// RSS and CPU time of another process, from /proc.
+enum ProcessStats {
+    static func residentBytes(_ pid: Int32) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kib = Int(line.split(separator: " ").dropFirst().first ?? "")
+        else { throw TestClient.Failure(description: "no VmRSS for \(pid)") }
+        return kib * 1024
+    }
+
+    static func cpuSeconds(_ pid: Int32) throws -> Double {
+        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        // Fields after the command name, which is in parentheses and may contain spaces.
+        guard let close = stat.lastIndex(of: ")") else { throw TestClient.Failure(description: "bad stat") }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else {
+            throw TestClient.Failure(description: "bad stat fields")
+        }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+}
+
+/// A client on its own thread asking for /health back to back on one keep-alive connection,
+/// timing each request.
+final class HealthProbeThread: @unchecked Sendable {
+    let port: Int
+    private let lock = NSLock()
+    private var running = true
+    private var latencies: [Double] = []
+    private var failureCount = 0
+    private let done = DispatchSemaphore(value: 0)
+
+    init(port: Int) { self.port = port }
+
+    var failures: Int { lock.withLock { failureCount } }
+
+    func start() {
+        Thread.detachNewThread { [self] in
+            defer { done.signal() }
+            var client = try? TestClient(port: port)
+            while lock.withLock({ running }) {
+                let began = Date()
+                do {
+                    guard let connected = client else { throw TestClient.Failure(description: "not connected") }
+                    try connected.send("GET /health HTTP/1.1\r\nHost: probe\r\n\r\n")
+                    guard try connected.readResponse().status == 200 else { throw TestClient.Failure(description: "status") }
+                    let elapsed = Date().timeIntervalSince(began)
+                    lock.withLock { latencies.append(elapsed) }
+                } catch {
+                    lock.withLock { failureCount += 1 }
+                    client = try? TestClient(port: port)
+                }
+                Thread.sleep(forTimeInterval: 0.005)
+            }
+        }
+    }
+
+    /// Stops the probe and returns its latencies in seconds, sorted.
+    func stop() -> [Double] {
+        lock.withLock { running = false }
+        done.wait()
+        return lock.withLock { latencies.sorted() }
+    }
+}
