@@ -28,7 +28,7 @@ import Testing
         }
         _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
         loop.execute {}
-        _ = Task(executorPreference: loop) { 1 }  // enqueued and dropped, never run
+        Abandoned.keep(Task(executorPreference: loop) { 1 })  // enqueued and dropped, never run
         var byte: UInt8 = 0
         let reused = fds.contains(wakeFD)
         let read = read(fds[0], &byte, 1)

@@ -105,6 +105,7 @@ import Testing
 
     @Test func theDeadlineCutsStuckRequestsAndLogsThem() async throws {
         let gate = Gate()  // never opened: the handler is stuck
+        Abandoned.keep(gate)  // and so is its task, after the drain gave up on it
         let log = CapturedLog()
         try await withServer(router: testRouter(gate: gate), log: log) { port, server in
             let stuck = try TestClient(port: port)
@@ -130,7 +131,8 @@ import Testing
     }
 
     @Test func forceShutdownCutsTheDrainShort() async throws {
-        let gate = Gate()
+        let gate = Gate()  // never opened: the handler is stuck
+        Abandoned.keep(gate)  // and so is its task, after the drain gave up on it
         try await withServer(router: testRouter(gate: gate)) { port, server in
             let stuck = try TestClient(port: port)
             try stuck.send(get("/gate"))
