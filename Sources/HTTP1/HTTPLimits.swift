@@ -8,7 +8,8 @@ public struct HTTPLimits: Sendable, Equatable {
     public var maxRequestLineBytes: Int
     /// Header fields in one section. Past it: 431. Default 100.
     public var maxHeaderCount: Int
-    /// A request body after chunked decoding. Past it: 413. Default 1 MiB.
+    /// A request body after chunked decoding. Past it: 413. Default 1 MiB; at most
+    /// `Int.max - 1`, so a Content-Length too large for an Int (read as `Int.max`) is always past it.
     public var maxBodyBytes: Int
     /// One chunk-size line, extensions included. Past it: 400. Default 1 KiB.
     public var maxChunkLineBytes: Int
@@ -23,7 +24,7 @@ public struct HTTPLimits: Sendable, Equatable {
         self.maxHeaderBytes = max(maxHeaderBytes, 64)
         self.maxRequestLineBytes = min(max(maxRequestLineBytes, 16), self.maxHeaderBytes)
         self.maxHeaderCount = max(maxHeaderCount, 1)
-        self.maxBodyBytes = max(maxBodyBytes, 0)
+        self.maxBodyBytes = min(max(maxBodyBytes, 0), Int.max - 1)
         self.maxChunkLineBytes = max(maxChunkLineBytes, 8)
     }
 }

@@ -275,7 +275,8 @@ public enum HTTPRequestParser {
     }
 
     /// Content-Length = 1*DIGIT, with optional surrounding whitespace from a list. Values too
-    /// large for an Int saturate: they are over any body limit anyway.
+    /// large for an Int saturate at Int.max, which is over any body limit (``HTTPLimits`` keeps
+    /// `maxBodyBytes` below it), so they are refused with 413 whatever they are.
     static func parseContentLength(_ text: Substring) -> Int? {
         let digits = text.utf8.drop { $0 == ASCII.space || $0 == ASCII.tab }
             .reversed().drop { $0 == ASCII.space || $0 == ASCII.tab }.reversed()
