@@ -6,6 +6,21 @@ import UnixSignals
 /// App wires configuration, logging, routes and the server together, in the order
 /// ardanlabs/service uses: read config, build the logger, then run until told to stop.
 enum App {
+    /// Runs ``main(arguments:)`` on the cooperative pool and exits with its status; the main
+    /// thread parks meanwhile.
+    ///
+    /// Not an async `main`: that hands the main thread to `dispatch_main()`, which exits the
+    /// thread, and libdispatch's cleanup of it then opens an eventfd. When that cleanup runs
+    /// late (a busy machine) and a connection flood has taken every descriptor by then, the
+    /// failed eventfd is a libdispatch crash (SIGILL), so a flood at startup could kill the
+    /// process. Nothing here uses the main actor, so the main thread has nothing to run.
+    static func runAndExit(arguments: [String]) -> Never {
+        Task.detached {
+            exit(await main(arguments: arguments))
+        }
+        while true { pause() }
+    }
+
     /// Runs the service and returns the process exit status: 0 after a clean shutdown, 1 for a
     /// startup failure, 2 for a bad command line.
     static func main(arguments: [String]) async -> Int32 {

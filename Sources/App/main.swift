@@ -2,4 +2,4 @@
 // in Swift 6, and signal or event-loop callbacks declared here would trap at run time.
 import ServiceKit
 
-exit(await App.main(arguments: Array(CommandLine.arguments.dropFirst())))
+App.runAndExit(arguments: Array(CommandLine.arguments.dropFirst()))

@@ -188,6 +188,11 @@ import TestSupport
         #expect(!waiting.isEmpty, "the descriptor limit was not reached; the test proves nothing")
 
         // While exhausted: no spinning. A retry loop without back-off burns a whole core.
+        guard service.process.isRunning else {
+            let result = service.finish()
+            Issue.record("the service died while out of descriptors: status \(result.status), stderr: \(result.stderr), stdout: \(result.stdout.suffix(2000))")
+            return
+        }
         let before = try ProcessStats.cpuSeconds(pid)
         Thread.sleep(forTimeInterval: 2)
         let cpu = try ProcessStats.cpuSeconds(pid) - before
