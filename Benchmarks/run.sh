@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Benchmarks the Swift service's GET /health against a minimal Go net/http server with wrk.
-# See Benchmarks/README.md. Settings (environment):
+# Benchmarks the Swift service's GET /health against a minimal Go net/http server and nginx
+# (one process, a fixed answer: the ceiling) with wrk. See Benchmarks/README.md. Settings
+# (environment):
 #   DURATION=10s  ROUNDS=3  CONNECTIONS="1 64 256"  ACCESS_LOG=true  STARTS=5  WARMUP=2s
 #   SERVICE_BIN=path  (skip the Swift build and use this binary)
+#   NGINX=false       (leave nginx out)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -38,6 +40,12 @@ log "building the Go reference server"
 (cd "$BENCH_DIR/go" && GOFLAGS=-mod=mod GOPROXY=off go build -trimpath -o "$BIN_DIR/benchref" . >&2)
 GO_BIN=$BIN_DIR/benchref
 declare -A BIN=([swift]=$SERVICE_BIN [go]=$GO_BIN)
+SERVERS=(swift go)
+# nginx answering /health with a fixed body is the ceiling (Debian's nginx; NGINX=false skips it).
+if [[ ${NGINX:-true} == true ]]; then
+    command -v nginx >/dev/null || { echo "run.sh: nginx is not installed (apt-get install nginx-light, or NGINX=false)" >&2; exit 1; }
+    SERVERS+=(nginx)
+fi
 
 rm -rf "$WORK"
 mkdir -p "$WORK" "$BENCH_DIR/results"
@@ -89,8 +97,18 @@ settle() {
 start_server() {
     local name=$1 i
     PORT[$name]=$(free_port)
-    "${BIN[$name]}" --host=127.0.0.1 --port="${PORT[$name]}" --access-log="$ACCESS_LOG" \
-        >>"$WORK/$name.log" 2>>"$WORK/$name.stderr" &
+    if [[ $name == nginx ]]; then
+        local prefix=$WORK/nginx access='access_log off;'
+        mkdir -p "$prefix/tmp"
+        [[ $ACCESS_LOG == true ]] && access="access_log $WORK/nginx.log json buffer=64k flush=1s;"
+        sed -e "s|@PREFIX@|$prefix|g" -e "s|@PORT@|${PORT[$name]}|g" -e "s|@ACCESS_LOG@|$access|" \
+            "$BENCH_DIR/nginx/nginx.conf.in" >"$prefix/nginx.conf"
+        : >"$WORK/nginx.log"
+        nginx -p "$prefix" -c "$prefix/nginx.conf" 2>>"$WORK/$name.stderr" &
+    else
+        "${BIN[$name]}" --host=127.0.0.1 --port="${PORT[$name]}" --access-log="$ACCESS_LOG" \
+            >>"$WORK/$name.log" 2>>"$WORK/$name.stderr" &
+    fi
     PID[$name]=$!
     for ((i = 0; i < 500; i++)); do
         if curl -fsS --max-time 1 -o /dev/null "http://127.0.0.1:${PORT[$name]}/health" 2>/dev/null; then
@@ -118,7 +136,6 @@ python3 "$BENCH_DIR/startup.py" --starts "$STARTS" --access-log "$ACCESS_LOG" --
     --out "$WORK/startup.tsv" swift="${BIN[swift]}" go="${BIN[go]}"
 
 # --- load ----------------------------------------------------------------------------------
-SERVERS=(swift go)
 for name in "${SERVERS[@]}"; do start_server "$name"; done
 
 if [[ $WARMUP != 0 && $WARMUP != 0s ]]; then
@@ -133,9 +150,8 @@ RUNS=$WORK/runs.tsv
 printf 'server\tconns\tround\twrk_output\tcpu_ticks_before\tcpu_ticks_after\trss_kb_before\trss_kb_after\tlog_lines\tother_ticks\twindow_ms\n' >"$RUNS"
 for conns in $CONNECTIONS; do
     for ((round = 1; round <= ROUNDS; round++)); do
-        # Alternate servers, and swap which goes first every round.
-        order=("${SERVERS[@]}")
-        if ((round % 2 == 0)); then order=("${SERVERS[1]}" "${SERVERS[0]}"); fi
+        # Alternate servers, and rotate which goes first every round.
+        order=("${SERVERS[@]:round % ${#SERVERS[@]}}" "${SERVERS[@]:0:round % ${#SERVERS[@]}}")
         for name in "${order[@]}"; do
             pid=${PID[$name]}
             out=$WORK/wrk-$name-c$conns-r$round.txt
@@ -169,14 +185,15 @@ if [[ -n $(git -C "$ROOT" status --porcelain -- Sources Package.swift 2>/dev/nul
 fi
 wrk_version=$(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }' || true)
 {
-    echo "# Benchmark: Swift service vs Go net/http, GET /health"
+    echo "# Benchmark: Swift service vs Go net/http and nginx, GET /health"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- machine: $(nproc) CPUs, $cpu_model, Linux $(uname -r)"
     echo "- service: ${SERVICE_BIN#"$ROOT"/} built from $revision"
     echo "- toolchains: $swift_version; ${go_version#go version }"
     echo "- load: $wrk_version, -t2 (-t1 at 1 connection), -d$DURATION --latency; $ROUNDS round(s), servers alternating; warm-up $WARMUP"
-    echo "- access log: $ACCESS_LOG (both servers, stdout to a file)"
+    echo "- access log: $ACCESS_LOG (every server; the service and Go write stdout to a file, nginx its buffered JSON access_log)"
+    [[ " ${SERVERS[*]} " == *" nginx "* ]] && echo "- nginx: $(nginx -v 2>&1 | cut -d/ -f2), one process (master_process off), \`return 200\` with the same body (Benchmarks/nginx/nginx.conf.in)"
     echo "- load average before the run: $LOADAVG_START"
     echo "- wrk, both servers and this script share the same $(nproc) CPUs: compare rows of this run, not across machines or runs"
     echo

@@ -17,8 +17,8 @@ import re
 import statistics
 import sys
 
-NAMES = {"swift": "Swift service", "go": "Go net/http"}
-ORDER = ["swift", "go"]
+NAMES = {"swift": "Swift service", "go": "Go net/http", "nginx": "nginx, 1 process"}
+ORDER = ["swift", "go", "nginx"]
 UNITS_US = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}
 
 
@@ -123,18 +123,22 @@ def main():
     print(table(["server", "conns", "req/s", "req/s spread", "p50", "p99", "CPU µs/req",
                  "req/CPU-ms", "idle RSS", "loaded RSS", "log lines/req", "other CPU (max)"], rows))
 
-    if "swift" in servers and "go" in servers:
+    # Ratios of the service to each reference. req/CPU-ms (requests served per millisecond of
+    # the server's own CPU time) is the steadiest figure on a shared machine.
+    for other in [s for s in servers if s != "swift"]:
+        if "swift" not in servers:
+            break
         ratio_rows = []
         for conns in conns_list:
-            if ("swift", conns) in runs and ("go", conns) in runs:
+            if ("swift", conns) in runs and (other, conns) in runs:
                 ratio_rows.append([
                     str(conns),
-                    f"{med('swift', conns, 'rps') / med('go', conns, 'rps'):.2f}",
-                    f"{med('swift', conns, 'p99') / med('go', conns, 'p99'):.2f}",
-                    f"{med('swift', conns, 'cpu_us_per_req') / med('go', conns, 'cpu_us_per_req'):.2f}",
+                    f"{med('swift', conns, 'rps') / med(other, conns, 'rps'):.2f}",
+                    f"{med('swift', conns, 'p99') / med(other, conns, 'p99'):.2f}",
+                    f"{med('swift', conns, 'req_per_cpu_ms') / med(other, conns, 'req_per_cpu_ms'):.2f}",
                 ])
-        print("\n### Swift / Go (above 1 means Swift is higher)\n")
-        print(table(["conns", "req/s", "p99", "CPU µs/req"], ratio_rows))
+        print(f"\n### Swift / {NAMES[other]} (above 1 means Swift is higher)\n")
+        print(table(["conns", "req/s", "p99", "req/CPU-ms"], ratio_rows))
 
     starts = {}
     with open(args.startup) as f:
