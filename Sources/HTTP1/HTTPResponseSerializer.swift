@@ -12,6 +12,9 @@ public enum HTTPResponseSerializer {
     ///     nil for none, as for 1xx and 204 responses (RFC 9110 §8.6).
     ///   - date: the value of the `Date` field, an IMF-fixdate (RFC 9110 §5.6.7).
     ///   - connection: `close`, `keep-alive` (for a 1.0 client that asked) or nil for none.
+    ///   - requestID: the value of an `X-Request-ID` field written after the handler's fields,
+    ///     or nil for none. Passed apart so the server need not copy the handler's fields to
+    ///     add it; it is validated like any field value.
     /// - Returns: the number of handler fields skipped as invalid (reserved fields the server
     ///   writes itself are replaced silently and not counted).
     @discardableResult
@@ -21,6 +24,7 @@ public enum HTTPResponseSerializer {
         contentLength: Int?,
         date: [UInt8],
         connection: String?,
+        requestID: String? = nil,
         into buffer: inout [UInt8]
     ) -> Int {
         let status = min(max(status, 100), 999)
@@ -50,6 +54,14 @@ public enum HTTPResponseSerializer {
             buffer.append(contentsOf: field.name.utf8)
             buffer.append(contentsOf: ": ".utf8)
             buffer.append(contentsOf: field.value.utf8)
+        }
+        if let requestID {
+            if isValidValue(requestID) {
+                buffer.append(contentsOf: "\r\nX-Request-ID: ".utf8)
+                buffer.append(contentsOf: requestID.utf8)
+            } else {
+                skipped += 1
+            }
         }
         buffer.append(contentsOf: "\r\n\r\n".utf8)
         return skipped

@@ -31,6 +31,23 @@ struct HTTPResponseSerializerTests {
         #expect(!Self.head(connection: nil).text.contains("Connection"))
     }
 
+    @Test("X-Request-ID comes after the handler's fields; one with CR or LF is skipped and counted")
+    func requestID() {
+        var buffer: [UInt8] = []
+        let skipped = HTTPResponseSerializer.writeHead(
+            status: 200, headers: ["Content-Type": "text/plain"], contentLength: 0, date: Self.date,
+            connection: nil, requestID: "abc123", into: &buffer)
+        #expect(String(decoding: buffer, as: UTF8.self)
+            == "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\nContent-Type: text/plain\r\nX-Request-ID: abc123\r\n\r\n")
+        #expect(skipped == 0)
+        buffer = []
+        let bad = HTTPResponseSerializer.writeHead(
+            status: 200, headers: [:], contentLength: 0, date: Self.date, connection: nil,
+            requestID: "a\r\nSet-Cookie: x=1", into: &buffer)
+        #expect(!String(decoding: buffer, as: UTF8.self).contains("Set-Cookie"))
+        #expect(bad == 1)
+    }
+
     @Test("the head is appended after what the buffer already holds")
     func appends() {
         var buffer = bytes("previous")

@@ -11,11 +11,14 @@ public typealias Handler = @Sendable (Request) async throws -> Response
 public struct Router: Sendable {
     struct Route: Sendable {
         var segments: [Segment]
-        var handlers: [String: Handler]
+        /// Handlers by method. Boxed in a struct: a function type stored directly as a
+        /// dictionary value is kept at the generic abstraction, and taking it out allocated a
+        /// reabstraction thunk on every request.
+        var handlers: [String: BoxedHandler]
         /// `/users/:id`: the route as registered, for logs and metrics labels.
         var template: String
 
-        init(segments: [Segment], handlers: [String: Handler]) {
+        init(segments: [Segment], handlers: [String: BoxedHandler]) {
             self.segments = segments
             self.handlers = handlers
             template = "/" + segments.map {
@@ -25,6 +28,10 @@ public struct Router: Sendable {
                 }
             }.joined(separator: "/")
         }
+    }
+
+    struct BoxedHandler: Sendable {
+        let handler: Handler
     }
 
     enum Segment: Sendable, Equatable {
@@ -46,11 +53,11 @@ public struct Router: Sendable {
         }
         if segments.allSatisfy({ if case .literal = $0 { true } else { false } }) {
             let key = "/" + segments.map { if case .literal(let s) = $0 { s } else { "" } }.joined(separator: "/")
-            exact[key, default: Route(segments: segments, handlers: [:])].handlers[method] = handler
+            exact[key, default: Route(segments: segments, handlers: [:])].handlers[method] = BoxedHandler(handler: handler)
         } else if let index = parameterized.firstIndex(where: { $0.segments == segments }) {
-            parameterized[index].handlers[method] = handler
+            parameterized[index].handlers[method] = BoxedHandler(handler: handler)
         } else {
-            parameterized.append(Route(segments: segments, handlers: [method: handler]))
+            parameterized.append(Route(segments: segments, handlers: [method: BoxedHandler(handler: handler)]))
         }
     }
 
@@ -91,11 +98,11 @@ public struct Router: Sendable {
     }
 
     private func select(_ route: Route, method: String, parameters: [String: String]) -> Match {
-        if let handler = route.handlers[method] {
-            return .found(handler, parameters: parameters, route: route.template)
+        if let boxed = route.handlers[method] {
+            return .found(boxed.handler, parameters: parameters, route: route.template)
         }
-        if method == "HEAD", let handler = route.handlers["GET"] {
-            return .found(handler, parameters: parameters, route: route.template)
+        if method == "HEAD", let boxed = route.handlers["GET"] {
+            return .found(boxed.handler, parameters: parameters, route: route.template)
         }
         var allow = Set(route.handlers.keys)
         if allow.contains("GET") { allow.insert("HEAD") }

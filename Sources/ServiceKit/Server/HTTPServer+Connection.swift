@@ -223,14 +223,12 @@ extension HTTPServer {
         _ response: Response, for head: HTTPRequestHead?, requestID: String?, keepAlive: Bool,
         socket: Socket, state: LoopState, output: inout [UInt8]
     ) async -> Bool {
-        var headers = response.headers
-        if let requestID { headers.add(name: "X-Request-ID", value: requestID) }
         let connection: String? = !keepAlive ? "close" : (head?.version == .http1_0 ? "keep-alive" : nil)
         let noBody = HTTPStatus.forbidsBody(response.status)
         output.removeAll(keepingCapacity: true)
         let skipped = HTTPResponseSerializer.writeHead(
-            status: response.status, headers: headers, contentLength: noBody ? nil : response.body.count,
-            date: state.date, connection: connection, into: &output)
+            status: response.status, headers: response.headers, contentLength: noBody ? nil : response.body.count,
+            date: state.date, connection: connection, requestID: requestID, into: &output)
         if skipped > 0 {
             logger.warning("response header fields dropped: invalid name or value", metadata: ["count": "\(skipped)"])
         }

@@ -14,13 +14,18 @@ public struct Response: Sendable {
 
     /// A response with a UTF-8 text body.
     public static func text(_ text: String, status: Int = 200) -> Response {
-        Response(status: status, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Array(text.utf8))
+        Response(status: status, headers: textHeaders, body: Array(text.utf8))
     }
 
     /// A response whose body is already-encoded JSON.
     public static func json(raw: [UInt8], status: Int = 200) -> Response {
-        Response(status: status, headers: ["Content-Type": "application/json"], body: raw)
+        Response(status: status, headers: jsonHeaders, body: raw)
     }
+
+    // Shared (copy-on-write) rather than built from a literal per response: a literal costs two
+    // allocations (the variadic array and the converted one) on every request.
+    private static let textHeaders: HTTPHeaders = ["Content-Type": "text/plain; charset=utf-8"]
+    private static let jsonHeaders: HTTPHeaders = ["Content-Type": "application/json"]
 
     /// The small JSON error body every refusal uses: `{"error":"...","status":N}`.
     public static func error(_ status: Int, _ message: String) -> Response {
