@@ -56,17 +56,10 @@ struct FuzzInput {
     }
 }
 
-/// SplitMix64: small, deterministic, good enough to spread cut points.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64, salt: Int) { state = seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(truncatingIfNeeded: salt) }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// The engine's SplitMix64 (Sources/ServiceKit/Server/SplitMix64.swift, compiled in by
+/// .ci/fuzz): small, deterministic, good enough to spread cut points.
+extension SplitMix64 {
+    init(seed: UInt64, salt: Int) { self.init(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(truncatingIfNeeded: salt)) }
     /// A value in 0...upper.
     mutating func upTo(_ upper: Int) -> Int { Int(next() % UInt64(upper + 1)) }
     /// Up to eight ascending cut points strictly inside 0..<count.
