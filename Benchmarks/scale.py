@@ -6,10 +6,10 @@
 For each server, one at a time: start it on 127.0.0.1 (access log off, so the figure is the
 engine's), read its RSS, open N connections that each complete one `GET /health` and then stay
 open and idle (keep-alive), read its RSS again, then time `GET /health` back to back on one
-separate keep-alive connection for --probe seconds and report p50/p99/max, and the RSS once
-more. The idle connections are held by this process (non-blocking sockets, a selector); this
-process and the server each need N+ descriptors, so the soft RLIMIT_NOFILE is raised to the
-hard limit here and for the servers.
+separate keep-alive connection for --probe seconds and report p50/p99/max, the RSS once more,
+and the peak (VmHWM). The idle connections are held by this process (non-blocking sockets, a
+selector); this process and the server each need N+ descriptors, so the soft RLIMIT_NOFILE is
+raised to the hard limit here and for the servers.
 
 Prints a Markdown table; a report, not a test.
 """
@@ -37,10 +37,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS"):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return -1
 
@@ -166,9 +166,11 @@ def main():
             rss_held = rss_kib(proc.pid)
             lat = probe(port, args.probe)
             rss_after = rss_kib(proc.pid)
+            rss_peak = rss_kib(proc.pid, "VmHWM")
             rows.append({
                 "server": name, "idle_conns": len(conns), "open_s": opened_s,
                 "rss_idle_mib": rss_idle / 1024, "rss_held_mib": rss_held / 1024, "rss_after_mib": rss_after / 1024,
+                "rss_peak_mib": rss_peak / 1024,
                 "kib_per_conn": (rss_held - rss_idle) / max(1, len(conns)),
                 "requests": len(lat), "p50_ms": statistics.median(lat) * 1e3,
                 "p99_ms": lat[min(len(lat) - 1, len(lat) * 99 // 100)] * 1e3, "max_ms": lat[-1] * 1e3,
@@ -179,11 +181,16 @@ def main():
             proc.terminate()
             proc.wait(timeout=30)
     print(f"### {args.idle:,} idle keep-alive connections held while one client times /health ({args.probe:g} s)\n")
-    print("| server | connections held | RSS before | RSS holding them | KiB per connection | /health requests | p50 | p99 | max |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| server | connections held | RSS before | RSS holding them | KiB per connection | RSS after the probe "
+          "| peak RSS | /health requests | p50 | p99 | max |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['server']} | {r['idle_conns']:,} | {r['rss_idle_mib']:.1f} MiB | {r['rss_held_mib']:.1f} MiB | "
-              f"{r['kib_per_conn']:.1f} | {r['requests']:,} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['max_ms']:.2f} ms |")
+              f"{r['kib_per_conn']:.1f} | {r['rss_after_mib']:.1f} MiB | {r['rss_peak_mib']:.1f} MiB | {r['requests']:,} | "
+              f"{r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['max_ms']:.2f} ms |")
+    print()
+    print("RSS holding them: 0.5 s after the last connection opened. RSS after the probe: with them "
+          "still held. Peak RSS: the process's high-water mark (VmHWM) over the whole run.")
     print()
     print(json.dumps(rows))
     return 0

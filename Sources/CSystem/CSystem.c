@@ -4,6 +4,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <stdlib.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 int csystem_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 
@@ -81,4 +84,14 @@ __attribute__((constructor)) static void csystem_open_standard_streams(void) {
             close(opened);
         }
     }
+}
+
+int csystem_release_free_heap(void) {
+#if defined(__GLIBC__)
+    // glibc keeps freed memory inside its arenas; only malloc_trim returns free pages in the
+    // middle of a heap (with madvise), not just at its top.
+    return malloc_trim(0);
+#else
+    return 0;
+#endif
 }

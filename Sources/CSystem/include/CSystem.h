@@ -33,4 +33,8 @@ int csystem_thread_start(void (*body)(void *), void *context);
 void *csystem_current_loop(void);
 void csystem_set_current_loop(void *loop);
 
+/// Gives free heap pages back to the system (glibc's malloc_trim; a no-op returning 0 where
+/// the C library's allocator does that by itself, such as musl's). Returns 1 if any were.
+int csystem_release_free_heap(void);
+
 #endif

@@ -1,40 +1,44 @@
 import Logging
 
 extension HTTPServer {
-    /// Serves one connection until it closes: read a request, call its handler, write the
-    /// response, repeat. Runs on `state.loop`'s thread.
-    func serve(_ connection: Connection, remote: SocketAddress?, on state: LoopState) async {
+    /// How long a keep-alive connection waits for its next request in its task before it is
+    /// parked: its task ends, its buffers are freed, and the loop starts a new task when the
+    /// client sends again (``EventLoop/park(_:deadline:)``). Parking every idle moment would
+    /// cost a task per request under load; never parking kept about 12.6 KiB per idle
+    /// connection (138.9 MiB for 10,000 of them, against 16.2 for nginx). Timeouts are checked
+    /// every 50 ms, so a connection parks 50 to 100 ms after its last response.
+    static let parkGraceNanoseconds: UInt64 = 50_000_000
+
+    /// Serves one connection until it closes or parks: read a request, call its handler, write
+    /// the response, repeat. Runs on `state.loop`'s thread.
+    func serve(_ connection: Connection, on state: LoopState) async {
         let socket = connection.socket
         let loop = state.loop
+        let remote = connection.remote
+        var parked = false
         defer {
-            state.connections[socket.fd] = nil
-            loop.deregister(socket.fd)
-            socket.close()
-            openConnections.subtract(1, ordering: .relaxed)
-        }
-        do {
-            try loop.register(socket.fd)
-            // Responses go out in one write each; Nagle would only delay them.
-            try socket.setOption(Platform.tcpProtocol, TCP_NODELAY, 1)
-        } catch {
-            logger.warning("cannot set up connection", metadata: ["error": "\(error)"])
-            return
+            if !parked { close(connection, on: state) }
         }
 
-        // Formatted once per connection, not per request.
-        let remoteHost = remote?.host ?? "-"
         var input = InputBuffer(capacity: 4096)
         var output: [UInt8] = []
         output.reserveCapacity(1024)
         let inputLimit = limits.maxHeaderBytes + 1024
-        var firstRequest = true
+        var firstRequest = !connection.answeredOne
+        // The first wait keeps the timer the connection had (from accept, or from when it parked).
+        var resuming = true
 
         while true {
             // Between requests. A connection with nothing buffered is idle: during a drain it
             // waits only until the linger deadline for one more request.
             if input.isEmpty { connection.phase = .idle }
-            var deadline = EventLoop.deadline(
-                after: input.isEmpty && !firstRequest ? configuration.idleTimeout : configuration.readHeaderTimeout)
+            var deadline: UInt64
+            if resuming {
+                deadline = connection.deadline
+                resuming = false
+            } else {
+                deadline = EventLoop.deadline(after: input.isEmpty ? configuration.idleTimeout : configuration.readHeaderTimeout)
+            }
             if input.isEmpty && state.draining { deadline = min(deadline, state.lingerDeadline) }
             var scanFrom = 0
             var parsed: (head: HTTPRequestHead, length: Int)?
@@ -57,7 +61,17 @@ extension HTTPServer {
                     return
                 }
                 let wasEmpty = input.isEmpty
-                switch await read(socket, into: space, deadline: deadline, loop: loop) {
+                // Only a connection with nothing buffered parks, and none during a drain.
+                let grace = wasEmpty && !state.draining ? Self.parkGraceNanoseconds : 0
+                switch await read(socket, into: space, deadline: deadline, loop: loop, parkAfter: grace) {
+                case .parked:
+                    connection.deadline = deadline
+                    connection.task = nil
+                    parked = true
+                    parkedConnections.add(1, ordering: .relaxed)
+                    parksTotal.add(1, ordering: .relaxed)
+                    state.parksSinceTrim += 1
+                    return
                 case .bytes(let count):
                     input.didWrite(count)
                     if wasEmpty {
@@ -115,7 +129,7 @@ extension HTTPServer {
                             throw HTTPError(status: 408, reason: "request body timeout")
                         case .interrupted:
                             if connection.forceClosed { return }
-                        case .failed: return
+                        case .failed, .parked: return
                         }
                     }
                 }
@@ -153,13 +167,47 @@ extension HTTPServer {
                                   socket: socket, state: state, output: &output)
             connection.inFlight = nil
             logAccess(head: head, status: response.status, bytes: response.body.count, started: started,
-                      remote: remoteHost, requestID: requestID, state: state)
+                      remote: connection.remoteHost, requestID: requestID, state: state)
             guard sent else { return }
             if !keepAlive {
                 await lingeringClose(socket, loop: loop)
                 return
             }
             firstRequest = false
+            connection.answeredOne = true
+        }
+    }
+
+    /// Closes a connection and forgets it (loop thread only).
+    func close(_ connection: Connection, on state: LoopState) {
+        state.connections[connection.socket.fd] = nil
+        state.loop.deregister(connection.socket.fd)
+        connection.socket.close()
+        openConnections.subtract(1, ordering: .relaxed)
+    }
+
+    /// The loop's call for a parked connection (loop thread only): the client sent something,
+    /// its timer ran out, or the drain or its deadline woke it.
+    func parkedConnectionWoke(_ fd: Int32, _ result: EventLoop.WaitResult, on state: LoopState) {
+        guard let connection = state.connections[fd] else { return }
+        parkedConnections.subtract(1, ordering: .relaxed)
+        switch result {
+        case .ready:
+            resume(connection, on: state)
+        case .cancelled where state.draining && !connection.forceClosed:
+            // The drain began: wait for one more request only until the linger deadline.
+            connection.deadline = min(connection.deadline, state.lingerDeadline)
+            state.loop.park(fd, deadline: connection.deadline)
+            parkedConnections.add(1, ordering: .relaxed)
+        case .cancelled, .timedOut:
+            close(connection, on: state)
+        }
+    }
+
+    /// Gives a connection a task that serves it from where it stands (loop thread only).
+    func resume(_ connection: Connection, on state: LoopState) {
+        connection.task = Task(executorPreference: state.loop) {
+            await self.serve(connection, on: state)
         }
     }
 
@@ -171,11 +219,20 @@ extension HTTPServer {
         /// The wait was cancelled: the drain began or the connection is being closed.
         case interrupted
         case failed
+        /// Nothing came within the grace: the socket is parked with the loop, waiting no more.
+        case parked
     }
 
     /// Reads once, waiting for readability (until `deadline`) as long as nothing is there.
+    ///
+    /// With a `grace` (nanoseconds), a socket that stays silent that long is parked with the
+    /// loop until `deadline` (``EventLoop/park(_:deadline:)``) and the result is `.parked`.
     @inline(__always)
-    func read(_ socket: Socket, into space: UnsafeMutableRawBufferPointer, deadline: UInt64, loop: EventLoop) async -> ReadOutcome {
+    func read(
+        _ socket: Socket, into space: UnsafeMutableRawBufferPointer, deadline: UInt64, loop: EventLoop,
+        parkAfter grace: UInt64 = 0
+    ) async -> ReadOutcome {
+        var parkAt: UInt64 = 0
         while true {
             do {
                 if let count = try socket.read(into: space) {
@@ -184,9 +241,25 @@ extension HTTPServer {
             } catch {
                 return .failed
             }
-            switch await loop.waitReadable(socket.fd, deadline: deadline) {
+            var waitUntil = deadline
+            if grace > 0 {
+                // Parked right after a read that found nothing, with no suspension in between:
+                // the next edge cannot be missed.
+                let now = EventLoop.now()
+                if parkAt == 0 {
+                    parkAt = now &+ grace
+                } else if now >= parkAt && now < deadline {
+                    loop.park(socket.fd, deadline: deadline)
+                    return .parked
+                }
+                waitUntil = min(deadline, parkAt)
+            }
+            switch await loop.waitReadable(socket.fd, deadline: waitUntil) {
             case .ready: continue
-            case .timedOut: return .timedOut
+            case .timedOut:
+                // The grace ran out before the deadline: read once more, then park.
+                if grace > 0 && EventLoop.now() < deadline { continue }
+                return .timedOut
             case .cancelled: return .interrupted
             }
         }

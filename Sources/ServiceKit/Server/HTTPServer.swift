@@ -24,6 +24,9 @@ public final class HTTPServer: Service, @unchecked Sendable {
 
     let state = Mutex(State.initial)
     let openConnections = Atomic<Int>(0)
+    let parkedConnections = Atomic<Int>(0)
+    /// How many times a connection has parked since the server started.
+    let parksTotal = Atomic<Int>(0)
     let rejectedConnections = Atomic<Int>(0)
     /// Set when the listener is to close (after the pre-drain delay): the accept loop stops.
     let listenerClosing = Atomic<Bool>(false)
@@ -71,6 +74,10 @@ public final class HTTPServer: Service, @unchecked Sendable {
     /// The number of open client connections.
     public var connectionCount: Int { openConnections.load(ordering: .relaxed) }
 
+    /// Of those, the ones parked: idle keep-alive connections that hold no task and no buffers
+    /// until their client sends again (``EventLoop/park(_:deadline:)``).
+    public var parkedConnectionCount: Int { parkedConnections.load(ordering: .relaxed) }
+
     /// Binds the listener and starts the event loops. Errors (address in use, permission
     /// denied, a bad address) are thrown before anything is served.
     public func start() throws(SystemError) {
@@ -99,11 +106,20 @@ public final class HTTPServer: Service, @unchecked Sendable {
         for index in 0..<count {
             do {
                 let loop = try EventLoop(index: index)
+                let loopState = LoopState(loop: loop)
                 loop.execute {
                     LogSink.beginBatchingOnCurrentThread()
-                    loop.addIterationHook { for sink in sinks { sink.flush() } }
+                    loop.addIterationHook {
+                        for sink in sinks { sink.flush() }
+                        if loopState.parksSinceTrim >= 64, let micros = loopState.trimHeapIfDue() {
+                            self.logger.debug("heap trimmed after connections parked", metadata: [
+                                "loop": .stringConvertible(index), "duration_us": .stringConvertible(micros),
+                            ])
+                        }
+                    }
+                    loop.parkedHandler = { fd, result in self.parkedConnectionWoke(fd, result, on: loopState) }
                 }
-                loops.append(LoopState(loop: loop))
+                loops.append(loopState)
             } catch {
                 loops.forEach { $0.loop.stop() }
                 listener.close()
@@ -166,11 +182,11 @@ public final class HTTPServer: Service, @unchecked Sendable {
             openConnections.add(1, ordering: .relaxed)
             let target = loops[next % loops.count]
             next &+= 1
-            let connection = Connection(socket: client)
+            let connection = Connection(socket: client, remote: remote)
             if target === acceptLoop {
-                start(connection, remote: remote, on: target)
+                start(connection, on: target)
             } else {
-                target.loop.execute { self.start(connection, remote: remote, on: target) }
+                target.loop.execute { self.start(connection, on: target) }
             }
         }
 
@@ -214,12 +230,22 @@ public final class HTTPServer: Service, @unchecked Sendable {
         listenerClosed.store(true, ordering: .releasing)
     }
 
-    /// Starts a connection's task on its loop (loop thread only: it enters the loop's table).
-    private func start(_ connection: Connection, remote: SocketAddress?, on state: LoopState) {
+    /// Sets a new connection up on its loop and starts its task (loop thread only: it enters
+    /// the loop's table).
+    private func start(_ connection: Connection, on state: LoopState) {
         state.connections[connection.socket.fd] = connection
-        connection.task = Task(executorPreference: state.loop) {
-            await self.serve(connection, remote: remote, on: state)
+        do {
+            try state.loop.register(connection.socket.fd)
+            // Responses go out in one write each; Nagle would only delay them.
+            try connection.socket.setOption(Platform.tcpProtocol, TCP_NODELAY, 1)
+        } catch {
+            logger.warning("cannot set up connection", metadata: ["error": "\(error)"])
+            close(connection, on: state)
+            return
         }
+        // The first request's header timer runs from accept (slowloris).
+        connection.deadline = EventLoop.deadline(after: configuration.readHeaderTimeout)
+        resume(connection, on: state)
     }
 
     /// Past the connection cap: a 503 and a close, without giving the connection a task.

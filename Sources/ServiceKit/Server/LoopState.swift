@@ -10,6 +10,9 @@ final class LoopState: @unchecked Sendable {
     @exclusivity(unchecked) var lingerDeadline: UInt64 = .max
     /// Scratch space for access-log lines, reused for every request on this loop.
     @exclusivity(unchecked) var logBuffer: [UInt8] = []
+    /// Connections parked on this loop since the heap was last trimmed, and when that was.
+    @exclusivity(unchecked) var parksSinceTrim = 0
+    @exclusivity(unchecked) var lastTrim: UInt64 = 0
     @exclusivity(unchecked) private var dateSecond = -1
     @exclusivity(unchecked) private var dateBytes: [UInt8] = []
     @exclusivity(unchecked) private var random: SplitMix64
@@ -18,6 +21,26 @@ final class LoopState: @unchecked Sendable {
         self.loop = loop
         var system = SystemRandomNumberGenerator()
         random = SplitMix64(seed: system.next())
+    }
+
+    /// Gives the memory of parked connections' finished tasks back to the system (loop thread
+    /// only): after 64 parks at most once a second, after 1,024 (about 12 MiB freed) at most
+    /// every 100 ms. Returns the microseconds the trim took, or nil when none was due.
+    ///
+    /// glibc keeps freed memory in its arenas, and parked connections' live records sit between
+    /// the freed task frames and buffers, so without this RSS stays at its peak: 10,000 parked
+    /// connections measured 62 MiB before a trim and 24 MiB after (idle server: 16 MiB). A trim
+    /// took 1.5 to 6 ms with 10,000 connections. Under steady keep-alive load nothing parks and
+    /// this never runs.
+    func trimHeapIfDue() -> UInt64? {
+        guard parksSinceTrim >= 64 else { return nil }
+        let now = EventLoop.now()
+        let interval: UInt64 = parksSinceTrim >= 1024 ? 100_000_000 : 1_000_000_000
+        guard now &- lastTrim >= interval else { return nil }
+        parksSinceTrim = 0
+        _ = csystem_release_free_heap()
+        lastTrim = EventLoop.now()
+        return (lastTrim &- now) / 1000
     }
 
     /// The IMF-fixdate for the current second (RFC 9110 §5.6.7), formatted once per second.
@@ -61,13 +84,26 @@ final class Connection: @unchecked Sendable {
     }
 
     let socket: Socket
+    let remote: SocketAddress?
+    /// The client's address as the access log writes it, formatted once per connection.
+    let remoteHost: String
     @exclusivity(unchecked) var phase: Phase = .active
+    /// The task serving the connection; nil while it is parked (idle with no task).
     @exclusivity(unchecked) var task: Task<Void, Never>?
     @exclusivity(unchecked) var inFlight: InFlight?
     /// Set when the drain deadline closes the connection: its task stops at the next wait.
     @exclusivity(unchecked) var forceClosed = false
+    /// Whether a request has been answered on it (the first one's header timer runs from accept).
+    @exclusivity(unchecked) var answeredOne = false
+    /// When the connection's current wait for a request ends (monotonic nanoseconds): kept
+    /// here so that a task resuming a parked connection keeps its timer rather than restarting it.
+    @exclusivity(unchecked) var deadline: UInt64 = .max
 
-    init(socket: Socket) { self.socket = socket }
+    init(socket: Socket, remote: SocketAddress?) {
+        self.socket = socket
+        self.remote = remote
+        remoteHost = remote?.host ?? "-"
+    }
 }
 
 enum HTTPDate {

@@ -27,6 +27,8 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     struct Slot {
         var read: Waiter?
         var write: Waiter?
+        /// Monotonic deadline of a parked descriptor (see ``park(_:deadline:)``); 0 when not parked.
+        var parkedUntil: UInt64 = 0
     }
 
     struct Remote {
@@ -58,6 +60,9 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     @exclusivity(unchecked) var running = true
     /// Called once per loop iteration, after the ready tasks ran (the log sink flushes here).
     @exclusivity(unchecked) var afterIteration: [() -> Void] = []
+    /// Told when a parked descriptor becomes readable, its park deadline passes, or its wait
+    /// is cancelled (see ``park(_:deadline:)``). Set once, before anything is parked.
+    @exclusivity(unchecked) public var parkedHandler: ((Int32, WaitResult) -> Void)?
     /// Per-loop state the HTTP server keeps here so its hot path needs no locks.
     @exclusivity(unchecked) public var serverState: AnyObject?
 
@@ -168,8 +173,12 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     }
 
     /// Ends any wait on `fd` with `.cancelled`: used to close idle connections on shutdown.
+    /// A parked descriptor is reported to ``parkedHandler`` as `.cancelled`.
     public func cancelWaits(_ fd: Int32) {
         guard Int(fd) < slots.count else { return }
+        if slots[Int(fd)].parkedUntil != 0 {
+            unpark(fd, .cancelled)
+        }
         if let waiter = slots[Int(fd)].read {
             slots[Int(fd)].read = nil
             finish(waiter, .cancelled)
@@ -198,6 +207,28 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
             slots[Int(fd)].write = Waiter(continuation: continuation, deadline: deadline)
             if deadline != .max { waitsWithDeadline += 1 }
         }
+    }
+
+    /// Watches `fd` for readability with no task waiting: when it becomes readable (or has an
+    /// error or hang-up), when `deadline` passes, or when its wait is cancelled, the loop calls
+    /// ``parkedHandler`` with the descriptor and why, once. Loop thread only.
+    ///
+    /// This is how an idle keep-alive connection costs no task: a suspended task keeps its
+    /// async frame and its allocator slab (about 6 KiB here) for as long as it waits, while a
+    /// parked descriptor is one slot entry. The caller must have read until EAGAIN just before
+    /// parking (on this thread, with no suspension in between), as with any wait here.
+    public func park(_ fd: Int32, deadline: UInt64) {
+        guard Int(fd) < slots.count, slots[Int(fd)].read == nil, slots[Int(fd)].parkedUntil == 0 else { return }
+        // 0 means "not parked"; a deadline of 0 has passed anyway.
+        slots[Int(fd)].parkedUntil = max(deadline, 1)
+        if deadline != .max { waitsWithDeadline += 1 }
+    }
+
+    private func unpark(_ fd: Int32, _ result: WaitResult) {
+        let deadline = slots[Int(fd)].parkedUntil
+        slots[Int(fd)].parkedUntil = 0
+        if deadline != .max { waitsWithDeadline -= 1 }
+        parkedHandler?(fd, result)
     }
 
     /// Suspends the calling task until `deadline` (monotonic nanoseconds), on this loop.
@@ -280,10 +311,13 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
                 }
                 guard Int(fd) < slots.count else { continue }
                 let flags = events[i]
-                if flags & (csystem_EPOLLIN | csystem_EPOLLERR | csystem_EPOLLHUP | csystem_EPOLLRDHUP) != 0,
-                   let waiter = slots[Int(fd)].read {
-                    slots[Int(fd)].read = nil
-                    finish(waiter, .ready)
+                if flags & (csystem_EPOLLIN | csystem_EPOLLERR | csystem_EPOLLHUP | csystem_EPOLLRDHUP) != 0 {
+                    if let waiter = slots[Int(fd)].read {
+                        slots[Int(fd)].read = nil
+                        finish(waiter, .ready)
+                    } else if slots[Int(fd)].parkedUntil != 0 {
+                        unpark(fd, .ready)
+                    }
                 }
                 if flags & (csystem_EPOLLOUT | csystem_EPOLLERR | csystem_EPOLLHUP) != 0,
                    let waiter = slots[Int(fd)].write {
@@ -311,6 +345,8 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         }
         for hook in afterIteration { hook() }
         drainRemote()
+        // The handler usually refers to state that refers to this loop: break the cycle.
+        parkedHandler = nil
         csystem_set_current_loop(nil)
         remote.withLock { remote in
             remote.closed = true
@@ -344,6 +380,9 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
             if let waiter = slots[fd].write, waiter.deadline <= now {
                 slots[fd].write = nil
                 finish(waiter, .timedOut)
+            }
+            if slots[fd].parkedUntil != 0 && slots[fd].parkedUntil <= now {
+                unpark(Int32(fd), .timedOut)
             }
         }
         if !sleepers.isEmpty {
