@@ -228,7 +228,7 @@ extension HTTPServer {
     /// With a `grace` (nanoseconds), a socket that stays silent that long is parked with the
     /// loop until `deadline` (``EventLoop/park(_:deadline:)``) and the result is `.parked`.
     @inline(__always)
-    func read(
+    nonisolated(nonsending) func read(
         _ socket: Socket, into space: UnsafeMutableRawBufferPointer, deadline: UInt64, loop: EventLoop,
         parkAfter grace: UInt64 = 0
     ) async -> ReadOutcome {
@@ -266,7 +266,7 @@ extension HTTPServer {
     }
 
     /// Writes every byte, waiting for the client to read as needed (up to the write timeout).
-    func writeAll(_ bytes: [UInt8], _ socket: Socket, loop: EventLoop) async -> Bool {
+    nonisolated(nonsending) func writeAll(_ bytes: [UInt8], _ socket: Socket, loop: EventLoop) async -> Bool {
         var offset = 0
         var deadline: UInt64?
         while offset < bytes.count {
@@ -292,7 +292,7 @@ extension HTTPServer {
     }
 
     /// Serializes and writes a response. HEAD responses and 1xx/204/304 carry no body.
-    func send(
+    nonisolated(nonsending) func send(
         _ response: Response, for head: HTTPRequestHead?, requestID: String?, keepAlive: Bool,
         socket: Socket, state: LoopState, output: inout [UInt8]
     ) async -> Bool {
@@ -342,7 +342,7 @@ extension HTTPServer {
     /// Half-closes, then reads and discards for a moment before closing, so a client that is
     /// still sending (a pipelined request, a body we refused) gets our response rather than a
     /// reset that discards it (RFC 9112 §9.6).
-    func lingeringClose(_ socket: Socket, loop: EventLoop) async {
+    nonisolated(nonsending) func lingeringClose(_ socket: Socket, loop: EventLoop) async {
         socket.shutdownWrite()
         let deadline = EventLoop.now() + 500_000_000
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
