@@ -54,16 +54,24 @@ final class LoopState: @unchecked Sendable {
         return dateBytes
     }
 
-    /// A new request ID: 16 hex digits from a per-loop generator seeded from the system's
-    /// random source (a getrandom call per request would be a syscall per request).
+    /// A new request ID: a 64-bit value from a per-loop generator seeded from the system's
+    /// random source (a getrandom call per request would be a syscall per request), as 13
+    /// characters of lowercase Crockford base32 (`0-9a-z` without `i l o u`).
+    ///
+    /// 13 characters hold all 64 bits and stay within Swift's 15-byte inline string, so making
+    /// one allocates nothing; the 16 hex digits used before cost a heap allocation per request.
     func newRequestID() -> String {
-        let value = random.next()
-        let digits: StaticString = "0123456789abcdef"
-        return String(unsafeUninitializedCapacity: 16) { out in
-            for i in 0..<16 {
-                out[i] = digits.utf8Start[Int((value >> UInt64(60 - 4 * i)) & 0xF)]
+        Self.requestID(random.next())
+    }
+
+    static func requestID(_ value: UInt64) -> String {
+        let digits: StaticString = "0123456789abcdefghjkmnpqrstvwxyz"
+        return String(unsafeUninitializedCapacity: 13) { out in
+            // The first character carries the top 4 bits, each of the other 12 five bits.
+            for i in 0..<13 {
+                out[i] = digits.utf8Start[Int((value >> UInt64(60 - 5 * i)) & (i == 0 ? 0xF : 0x1F))]
             }
-            return 16
+            return 13
         }
     }
 }
