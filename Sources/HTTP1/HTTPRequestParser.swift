@@ -106,7 +106,8 @@ public enum HTTPRequestParser {
         guard i > requestLine.lowerBound, i < requestLine.upperBound, bytes[i] == ASCII.space else {
             return .failure(.badRequest("malformed request line"))
         }
-        let method = String(bytes, requestLine.lowerBound..<i)
+        let method = common(methods, bytes, requestLine.lowerBound..<i, lowercasing: false)
+            ?? String(bytes, requestLine.lowerBound..<i)
         let targetStart = i + 1
         i = targetStart
         while i < requestLine.upperBound, bytes[i] > 0x20, bytes[i] < 0x7F { i += 1 }
@@ -162,7 +163,8 @@ public enum HTTPRequestParser {
                 return .failure(.badRequest("invalid character in header field value"))
             }
             if headers.count >= limits.maxHeaderCount { return .failure(.headerFieldsTooLarge) }
-            let name = String(lowercasedToken: bytes, lineStart..<colon)
+            let name = common(fieldNames, bytes, lineStart..<colon, lowercasing: true)
+                ?? String(lowercasedToken: bytes, lineStart..<colon)
             let value = String(bytes, valueStart..<valueEnd)
 
             // Only names as long as one of these can be one; the length test spares most
@@ -269,6 +271,36 @@ public enum HTTPRequestParser {
             method: method, target: target, path: path, query: query, version: version,
             headers: headers, framing: framing, keepAlive: keepAlive, expectsContinue: expectsContinue
         ))
+    }
+
+    /// Methods and (lowercase) field names common enough to be worth matching: a match is an
+    /// immortal literal, which costs nothing to create, copy or release, where a new String
+    /// costs about 130 instructions to make and validate.
+    static let methods: [String] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+    static let fieldNames: [String] = [
+        "host", "user-agent", "accept", "accept-encoding", "accept-language", "connection", "content-length",
+        "content-type", "transfer-encoding", "expect", "x-request-id", "authorization", "cookie",
+        "x-forwarded-for", "traceparent",
+    ]
+
+    /// The entry of `candidates` equal to `bytes[range]` (ASCII-lowercased first if asked), as
+    /// a String made from the literal; nil for none.
+    @inline(__always)
+    static func common(
+        _ candidates: [String], _ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, lowercasing: Bool
+    ) -> String? {
+        for candidate in candidates where candidate.utf8.count == range.count {
+            var literal = candidate  // withUTF8 is mutating; a literal is not copied
+            let equal = literal.withUTF8 { literal in
+                for (offset, index) in range.enumerated() {
+                    let byte = lowercasing ? ASCII.lowercased(bytes[index]) : bytes[index]
+                    if byte != literal[offset] { return false }
+                }
+                return true
+            }
+            if equal { return candidate }
+        }
+        return nil
     }
 
     /// HTTP-version = "HTTP/" DIGIT "." DIGIT. Other well-formed versions are a 505.
