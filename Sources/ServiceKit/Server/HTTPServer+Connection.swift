@@ -234,12 +234,18 @@ extension HTTPServer {
     ) async -> ReadOutcome {
         var parkAt: UInt64 = 0
         while true {
-            do {
-                if let count = try socket.read(into: space) {
-                    return count == 0 ? .end : .bytes(count)
+            // After a read that emptied the socket, with no poll since, skip the recv that
+            // would only return EAGAIN (see EventLoop.noteDrained): 3 syscalls per keep-alive
+            // request become 2.
+            if !loop.isDrained(socket.fd) {
+                do {
+                    if let count = try socket.read(into: space) {
+                        if count > 0 && count < space.count { loop.noteDrained(socket.fd) }
+                        return count == 0 ? .end : .bytes(count)
+                    }
+                } catch {
+                    return .failed
                 }
-            } catch {
-                return .failed
             }
             var waitUntil = deadline
             if grace > 0 {
