@@ -67,7 +67,8 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     @exclusivity(unchecked) public var serverState: AnyObject?
     /// Bumped before every `epoll_wait`; see ``noteDrained(_:)``.
     @exclusivity(unchecked) var pollGeneration: UInt64 = 1
-    /// By descriptor, the ``pollGeneration`` in which a read last emptied its receive queue.
+    /// By descriptor, the ``pollGeneration`` in which a read last emptied its receive queue;
+    /// `UInt64.max` once a hang-up was reported (see ``noteHangup(_:)``), 0 for neither.
     @exclusivity(unchecked) var drainedInGeneration: [UInt64] = []
 
     let stopped = Mutex(false)
@@ -173,6 +174,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// Stops watching `fd` (before it is closed) and cancels any wait on it.
     public func deregister(_ fd: Int32) {
         _ = csystem_epoll_del(epollFD, fd)
+        if Int(fd) < drainedInGeneration.count { drainedInGeneration[Int(fd)] = 0 }
         cancelWaits(fd)
     }
 
@@ -244,15 +246,28 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// that arrives later raises a new edge, which that `epoll_wait` reports. So a caller that
     /// sees ``isDrained(_:)`` can wait (or park) at once instead of making a `recv` that fails
     /// with EAGAIN: one syscall of three per keep-alive request, as nginx does with EPOLLRDHUP.
-    /// A stale mark for a descriptor number that was closed and reused is harmless: an
-    /// `epoll_ctl` ADD reports data already there.
+    ///
+    /// Not after the peer's FIN or an error was reported (``noteHangup(_:)``): its edge may
+    /// have come before the read, which then returned the last bytes, and the end of stream or
+    /// the error still waits to be read with no new edge to come. (nginx's `pending_eof`.)
     @inline(__always)
     public func noteDrained(_ fd: Int32) {
         let index = Int(fd)
         if index >= drainedInGeneration.count {
             drainedInGeneration.append(contentsOf: repeatElement(0, count: index + 1 - drainedInGeneration.count + 64))
         }
-        drainedInGeneration[index] = pollGeneration
+        if drainedInGeneration[index] != .max { drainedInGeneration[index] = pollGeneration }
+    }
+
+    /// Records that epoll reported a hang-up, a half-close or an error on `fd`: from now until
+    /// ``deregister(_:)``, reads on it are never skipped.
+    @inline(__always)
+    func noteHangup(_ fd: Int32) {
+        let index = Int(fd)
+        if index >= drainedInGeneration.count {
+            drainedInGeneration.append(contentsOf: repeatElement(0, count: index + 1 - drainedInGeneration.count + 64))
+        }
+        drainedInGeneration[index] = .max
     }
 
     /// Whether a read on `fd` emptied its receive queue since this loop last polled.
@@ -342,6 +357,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
                 }
                 guard Int(fd) < slots.count else { continue }
                 let flags = events[i]
+                if flags & (csystem_EPOLLERR | csystem_EPOLLHUP | csystem_EPOLLRDHUP) != 0 { noteHangup(fd) }
                 if flags & (csystem_EPOLLIN | csystem_EPOLLERR | csystem_EPOLLHUP | csystem_EPOLLRDHUP) != 0 {
                     if let waiter = slots[Int(fd)].read {
                         slots[Int(fd)].read = nil
