@@ -1,7 +1,7 @@
 /// Handler answers one request. It may suspend (await a database, a timer) without holding up
 /// other connections. A thrown ``HTTPError`` becomes that status with a JSON body; any other
 /// thrown error becomes a 500 and an error log line.
-public typealias Handler = nonisolated(nonsending) @Sendable (Request) async throws -> Response
+public typealias Handler = @Sendable (Request) async throws -> Response
 
 /// Router maps a method and a path to a handler.
 ///
