@@ -91,3 +91,30 @@ struct HTTPHeadersTests {
         #expect(headers["Y["] == "2")
     }
 }
+
+@Suite("HTTPRequestHead")
+struct HTTPRequestHeadTests {
+    static func head(_ path: String = "/a") -> HTTPRequestHead {
+        HTTPRequestHead(method: "GET", target: path, path: path, query: nil, version: .http1_1,
+                        headers: ["host": "h"], framing: .none, keepAlive: true, expectsContinue: false)
+    }
+
+    @Test("a head is a value: changing a copy leaves the original as it was")
+    func copiesAreIndependent() {
+        let original = Self.head()
+        var copy = original
+        #expect(copy == original)
+        copy.path = "/b"
+        copy.headers.add(name: "x", value: "1")
+        copy.keepAlive = false
+        #expect(original.path == "/a" && original.headers.count == 1 && original.keepAlive)
+        #expect(copy.path == "/b" && copy.headers.count == 2 && !copy.keepAlive)
+        #expect(copy != original)
+    }
+
+    @Test("equality compares the fields, not the storage")
+    func equalityIsByValue() {
+        #expect(Self.head() == Self.head())
+        #expect(Self.head("/a") != Self.head("/b"))
+    }
+}
