@@ -35,3 +35,41 @@ import Testing
         #expect(read < 0, "a stopped loop wrote to descriptor \(wakeFD) (reused by the pipe: \(reused))")
     }
 }
+
+@Suite struct DeadlineArithmeticTests {
+    /// What `Duration.components` says, the way deadlines were computed before.
+    static func reference(_ duration: Duration) -> UInt64? {
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0, attoseconds >= 0 else { return 0 }
+        let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else { return nil }
+        let (sum, overflow2) = whole.addingReportingOverflow(UInt64(attoseconds / 1_000_000_000))
+        return overflow2 ? nil : sum
+    }
+
+    @Test("nanoseconds(_:) agrees with Duration.components, sub-nanoseconds dropped, nil past UInt64.max")
+    func nanosecondsMatchComponents() {
+        let cases: [Duration] = [
+            .zero, .nanoseconds(1), .nanoseconds(999), .milliseconds(50), .seconds(10), .seconds(120),
+            .seconds(3600) + .nanoseconds(7), .seconds(18_446_744_073) + .nanoseconds(709_551_615),
+            .seconds(18_446_744_073) + .nanoseconds(709_551_616), .seconds(Int64.max), .seconds(-1),
+            Duration(secondsComponent: 0, attosecondsComponent: 500_000_000),
+            Duration(secondsComponent: 5, attosecondsComponent: 123_456_789_987_654_321),
+        ]
+        for duration in cases {
+            #expect(EventLoop.nanoseconds(duration) == Self.reference(duration), "\(duration)")
+        }
+        #expect(EventLoop.nanoseconds(.seconds(18_446_744_073) + .nanoseconds(709_551_615)) == .max)
+    }
+
+    @Test("a deadline is now plus the duration; none for zero or less; none past the clock's range")
+    func deadlines() {
+        let before = EventLoop.now()
+        let deadline = EventLoop.deadline(after: .seconds(10))
+        #expect(deadline >= before + 10_000_000_000 && deadline < EventLoop.now() + 10_000_000_000 + 1)
+        #expect(EventLoop.deadline(after: .zero) == .max)
+        #expect(EventLoop.deadline(after: .seconds(-3)) == .max)
+        #expect(EventLoop.deadline(after: .seconds(Int64.max)) == .max)
+        #expect(EventLoop.deadline(after: .zero, orNow: true) <= EventLoop.now())
+    }
+}
