@@ -8,143 +8,175 @@ import Glibc
 import Musl
 #endif
 
+// Checks for the client threads of ParkingTests.
+
+private struct Check: Error, CustomStringConvertible {
+    var description: String
+}
+
+private func check(_ condition: Bool, _ what: @autoclosure () -> String) throws {
+    if !condition { throw Check(description: what()) }
+}
+
+/// Polls until `condition` holds, for up to `seconds`; returns whether it did.
+private func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        usleep(5_000)
+    }
+    return condition()
+}
+
+private func sleep(until instant: ContinuousClock.Instant) {
+    while ContinuousClock.now < instant { usleep(2_000) }
+}
+
+private func parks(_ server: HTTPServer) -> Int { server.parksTotal.load(ordering: .relaxed) }
+
 /// An idle keep-alive connection is parked (no task, no buffers) after a grace, and must then
 /// behave exactly as one whose task is still waiting: served when the client sends again, closed
 /// by its timers, and drained like any idle connection.
 ///
-/// These tests wait with blocking sleeps rather than `Task.sleep`: other suites' blocking reads
-/// can keep the cooperative pool busy for seconds, and a suspended test would miss the window
-/// it means to observe. The server's loops run on their own threads either way.
+/// The client side of each test runs on a thread of its own (``onOwnThread(_:)``) and polls
+/// with blocking sleeps: it must not miss the windows it observes (a parked connection, a
+/// drain's linger) when other suites keep the cooperative pool busy, and it must not starve
+/// those suites either. A failed check throws ``Check`` with what was expected.
 @Suite struct ParkingTests {
-    /// Polls until `condition` holds, for up to `seconds`; returns whether it did.
-    func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while ContinuousClock.now < deadline {
-            if condition() { return true }
-            usleep(5_000)
-        }
-        return condition()
-    }
-
-    func sleep(until instant: ContinuousClock.Instant) {
-        while ContinuousClock.now < instant { usleep(2_000) }
-    }
-
-    func waitForDraining(_ log: CapturedLog) -> Bool {
-        eventually { log.lines.contains(where: { $0.contains("shutdown: listener closed; draining") }) }
-    }
-
     @Test func anIdleConnectionParksAndIsServedWhenItSendsAgain() async throws {
         try await withServer { port, server in
-            let client = try TestClient(port: port)
-            for round in 0..<3 {
-                try client.send(get("/path/\(round)?q=r"))
-                let response = try client.readResponse()
-                #expect(response.status == 200)
-                #expect(response.bodyText == "id=\(round) q=r")
-                #expect(eventually { server.parksTotal.load(ordering: .relaxed) == round + 1 }, "round \(round)")
-                #expect(server.connectionCount == 1)
+            try await onOwnThread {
+                let client = try TestClient(port: port)
+                for round in 0..<3 {
+                    try client.send(get("/path/\(round)?q=r"))
+                    let response = try client.readResponse()
+                    try check(response.status == 200 && response.bodyText == "id=\(round) q=r", "round \(round): \(response.bodyText)")
+                    try check(eventually { parks(server) == round + 1 }, "round \(round): parked \(parks(server)) times")
+                    try check(server.connectionCount == 1, "round \(round): \(server.connectionCount) connections")
+                }
+                try check(server.parkedConnectionCount == 1, "\(server.parkedConnectionCount) parked")
+                // Two pipelined requests wake it at once: both answered, in order.
+                try client.send(get("/path/a") + get("/path/b"))
+                let first = try client.readResponse().bodyText, second = try client.readResponse().bodyText
+                try check(first == "id=a q=-" && second == "id=b q=-", "pipelined: \(first), \(second)")
+                // A request that arrives in pieces after the park is read whole.
+                try check(eventually { parks(server) == 4 }, "parked \(parks(server)) times, not 4")
+                try client.send("GET /path/c HT")
+                usleep(30_000)
+                try client.send("TP/1.1\r\nHost: test\r\n\r\n")
+                let pieces = try client.readResponse().bodyText
+                try check(pieces == "id=c q=-", "in pieces: \(pieces)")
             }
-            #expect(server.parkedConnectionCount == 1)
-            // Two pipelined requests wake it at once: both answered, in order.
-            try client.send(get("/path/a") + get("/path/b"))
-            #expect(try client.readResponse().bodyText == "id=a q=-")
-            #expect(try client.readResponse().bodyText == "id=b q=-")
-            // A request that arrives in pieces after the park is read whole.
-            #expect(eventually { server.parksTotal.load(ordering: .relaxed) == 4 })
-            try client.send("GET /path/c HT")
-            usleep(30_000)
-            try client.send("TP/1.1\r\nHost: test\r\n\r\n")
-            #expect(try client.readResponse().bodyText == "id=c q=-")
         }
     }
 
     @Test func aParkedConnectionThatTheClientClosesIsForgotten() async throws {
         try await withServer { port, server in
-            var client: TestClient? = try TestClient(port: port)
-            try client?.send(get("/health"))
-            _ = try client?.readResponse()
-            #expect(eventually { server.parkedConnectionCount == 1 })
-            client = nil  // closes the socket
-            #expect(eventually { server.connectionCount == 0 })
-            #expect(server.parkedConnectionCount == 0)
+            try await onOwnThread {
+                var client: TestClient? = try TestClient(port: port)
+                try client?.send(get("/health"))
+                _ = try client?.readResponse()
+                try check(eventually { server.parkedConnectionCount == 1 }, "never parked")
+                client = nil  // closes the socket
+                try check(eventually { server.connectionCount == 0 }, "\(server.connectionCount) connections left")
+                try check(server.parkedConnectionCount == 0, "\(server.parkedConnectionCount) still parked")
+            }
         }
     }
 
     @Test func aParkedConnectionIsClosedAtItsIdleTimeout() async throws {
         try await withServer(configure: { $0.idleTimeout = .seconds(2) }) { port, server in
-            let client = try TestClient(port: port)
-            try client.send(get("/health"))
-            _ = try client.readResponse()
-            let answered = ContinuousClock.now
-            #expect(eventually { server.parksTotal.load(ordering: .relaxed) == 1 })
-            #expect(eventually { server.connectionCount == 0 })
-            let closedAfter = ContinuousClock.now - answered
-            #expect(closedAfter >= .milliseconds(1900), "\(closedAfter)")
-            #expect(client.isClosedByServer())
-            #expect(server.parkedConnectionCount == 0)
+            try await onOwnThread {
+                let client = try TestClient(port: port)
+                try client.send(get("/health"))
+                _ = try client.readResponse()
+                let answered = ContinuousClock.now
+                try check(eventually { parks(server) == 1 }, "never parked")
+                try check(eventually { server.connectionCount == 0 }, "not closed")
+                let closedAfter = ContinuousClock.now - answered
+                try check(closedAfter >= .milliseconds(1900), "closed after \(closedAfter), before its idle timeout")
+                try check(client.isClosedByServer(), "the client did not see the close")
+                try check(server.parkedConnectionCount == 0, "\(server.parkedConnectionCount) still parked")
+            }
         }
     }
 
     @Test func aParkedNewConnectionKeepsTheHeaderTimerItGotAtAccept() async throws {
         try await withServer(configure: { $0.readHeaderTimeout = .seconds(3) }) { port, server in
-            let connected = ContinuousClock.now
-            let client = try TestClient(port: port)
-            #expect(eventually { server.parkedConnectionCount == 1 })
-            // Wake it with a partial request late in its timer: the timer is not restarted, so
-            // the 408 comes about 3 s after the connect, not 3 s after these bytes.
-            sleep(until: connected + .seconds(2))
-            try client.send("GET /health HTTP/1.1\r\n")
-            let sent = ContinuousClock.now
-            let response = try client.readResponse()
-            #expect(response.status == 408)
-            let after = ContinuousClock.now - sent
-            #expect(after < .milliseconds(2000), "the header timer restarted: 408 came \(after) after the bytes")
+            try await onOwnThread {
+                let connected = ContinuousClock.now
+                let client = try TestClient(port: port)
+                try check(eventually { server.parkedConnectionCount == 1 }, "never parked")
+                // Wake it with a partial request late in its timer: the timer is not restarted,
+                // so the 408 comes about 3 s after the connect, not 3 s after these bytes.
+                sleep(until: connected + .seconds(2))
+                try client.send("GET /health HTTP/1.1\r\n")
+                let sent = ContinuousClock.now
+                let response = try client.readResponse()
+                try check(response.status == 408, "status \(response.status)")
+                let after = ContinuousClock.now - sent
+                try check(after < .milliseconds(2000), "the header timer restarted: 408 came \(after) after the bytes")
+            }
         }
     }
 
     @Test func theDrainGivesAParkedConnectionItsLingerForOneMoreRequest() async throws {
         let log = CapturedLog()
         try await withServer(log: log, configure: { $0.drainLinger = .seconds(4) }) { port, server in
-            let talker = try TestClient(port: port)
-            let silent = try TestClient(port: port)
-            for client in [talker, silent] {
-                try client.send(get("/health"))
-                _ = try client.readResponse()
+            let clients = try await onOwnThread { () -> [TestClientBox] in
+                let clients = [TestClientBox(try TestClient(port: port)), TestClientBox(try TestClient(port: port))]
+                for box in clients {
+                    try box.client.send(get("/health"))
+                    _ = try box.client.readResponse()
+                }
+                try check(eventually { server.parkedConnectionCount == 2 }, "\(server.parkedConnectionCount) parked, not 2")
+                return clients
             }
-            #expect(eventually { server.parkedConnectionCount == 2 })
+            let (talker, silent) = (clients[0], clients[1])
             let started = ContinuousClock.now
             let drained = Task { await server.shutdown(drainTimeout: .seconds(20)) }
-            #expect(waitForDraining(log))
-            try talker.send(get("/health"))
-            let response = try talker.readResponse()
-            #expect(response.status == 200)
-            #expect(response.header("Connection") == "close")
-            #expect(talker.isClosedByServer())
+            try await onOwnThread {
+                try check(eventually { log.lines.contains(where: { $0.contains("shutdown: listener closed; draining") }) },
+                          "the drain did not begin")
+                try talker.client.send(get("/health"))
+                let response = try talker.client.readResponse()
+                try check(response.status == 200 && response.header("Connection") == "close",
+                          "\(response.status), Connection: \(response.header("Connection") ?? "-")")
+                try check(talker.client.isClosedByServer(), "the talker was not closed after its answer")
+            }
             let result = await drained.value
             let took = ContinuousClock.now - started
             #expect(result.closedAtDeadline == 0)
             // The silent one was closed at the linger, not left to its idle timeout.
             #expect(took >= .milliseconds(3900), "\(took)")
             #expect(took < .seconds(18), "\(took)")
-            #expect(silent.isClosedByServer())
+            #expect(try await onOwnThread { silent.client.isClosedByServer() })
         }
     }
 
     @Test func theDrainDeadlineClosesParkedConnections() async throws {
         try await withServer(configure: { $0.drainLinger = .seconds(30) }) { port, server in
-            let client = try TestClient(port: port)
-            try client.send(get("/health"))
-            _ = try client.readResponse()
-            #expect(eventually { server.parkedConnectionCount == 1 })
+            let client = try await onOwnThread { () -> TestClientBox in
+                let client = try TestClient(port: port)
+                try client.send(get("/health"))
+                _ = try client.readResponse()
+                try check(eventually { server.parkedConnectionCount == 1 }, "never parked")
+                return TestClientBox(client)
+            }
             let result = await server.shutdown(drainTimeout: .milliseconds(300))
             #expect(result.closedAtDeadline == 1)
             #expect(result.cutRequests == 0)
             #expect(server.connectionCount == 0)
             #expect(server.parkedConnectionCount == 0)
-            #expect(client.isClosedByServer())
+            #expect(try await onOwnThread { client.client.isClosedByServer() })
         }
     }
+}
+
+/// Hands a blocking client between the test and its own threads; used by one thread at a time.
+final class TestClientBox: @unchecked Sendable {
+    let client: TestClient
+    init(_ client: TestClient) { self.client = client }
 }
 
 @Suite struct EventLoopParkTests {
