@@ -101,7 +101,10 @@ enum Setting: String, CaseIterable {
 
     /// `READ_HEADER_TIMEOUT`
     var environmentVariable: String {
-        rawValue.uppercased().replacing("-", with: "_")
+        // Not `replacing("-", with: "_")`: that generic algorithm lives in _StringProcessing,
+        // and this is the only use of it at startup; calling it faults in about 300 KiB of the
+        // static binary's text (that module and _RegexParser) that stays resident.
+        String(rawValue.uppercased().map { $0 == "-" ? "_" : $0 })
     }
 
     /// The default as `--help` shows it, read from the same values the service starts with.
