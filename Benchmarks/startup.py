@@ -21,6 +21,7 @@ parent. With --footprint, one `NAME<TAB>metric<TAB>value` line per figure goes t
 """
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -55,7 +56,7 @@ def health_ok(port):
         with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
             s.sendall(REQUEST)
             head = s.recv(64)
-            return head.startswith(b"HTTP/1.1 200") or head.startswith(b"HTTP/1.0 200")
+            return head.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200"))
     except OSError:
         return False
 
@@ -122,24 +123,20 @@ def one_start(binary, access_log, log, served):
 
 def measure(args):
     servers = [spec.split("=", 1) for spec in args.servers]
-    footprint = open(args.footprint, "w") if args.footprint else None
-    try:
-        with open(args.out, "w") as out:
-            for _ in range(args.starts):
-                for name, binary in servers:
-                    with open(os.path.join(args.logdir, f"{name}-startup.log"), "ab") as log:
-                        figures = one_start(binary, args.access_log, log, served=True)
-                        if footprint:
-                            figures.update(one_start(binary, args.access_log, log, served=False))
-                    out.write(f"{name}\t{figures.pop('first_200_ms'):.2f}\n")
-                    out.flush()
+    with open(args.out, "w") as out, contextlib.ExitStack() as stack:
+        footprint = stack.enter_context(open(args.footprint, "w")) if args.footprint else None
+        for _ in range(args.starts):
+            for name, binary in servers:
+                with open(os.path.join(args.logdir, f"{name}-startup.log"), "ab") as log:
+                    figures = one_start(binary, args.access_log, log, served=True)
                     if footprint:
-                        for metric, value in figures.items():
-                            footprint.write(f"{name}\t{metric}\t{value:.2f}\n")
-                        footprint.flush()
-    finally:
-        if footprint:
-            footprint.close()
+                        figures.update(one_start(binary, args.access_log, log, served=False))
+                out.write(f"{name}\t{figures.pop('first_200_ms'):.2f}\n")
+                out.flush()
+                if footprint:
+                    for metric, value in figures.items():
+                        footprint.write(f"{name}\t{metric}\t{value:.2f}\n")
+                    footprint.flush()
 
 
 def table(header, rows):
