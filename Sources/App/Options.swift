@@ -273,8 +273,9 @@ struct GivenSettings: Equatable {
     /// so its messages and its rules stay the only ones.
     ///
     /// Why not always ArgumentParser: it builds its model of the command by reflection, and the
-    /// runtime type and conformance lookups that takes are 1.5 ms of a 4 ms start (static build)
-    /// and fault in about 1 MiB of the binary's text that the server never uses again.
+    /// runtime type and conformance lookups that takes were 1.4 ms of a 4.7 ms start to the
+    /// "service started" line (static build; 1.7 -> 0.3 ms) and 0.4 MiB of idle RSS, text the
+    /// server never uses again.
     init?(plainArguments arguments: [String]) {
         var index = arguments.startIndex
         while index < arguments.endIndex {
