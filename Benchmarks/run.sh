@@ -129,11 +129,11 @@ run_wrk() {
     wrk -t"$threads" -c"$conns" -d"$duration" --latency "http://127.0.0.1:${PORT[$name]}/health" >"$out"
 }
 
-# --- start to first 200 (before anything else runs) ----------------------------------------
+# --- start to first 200, idle RSS, SIGTERM to exit (before anything else runs) -------------
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
-log "start to first 200: $STARTS starts of each server"
+log "start to first 200, idle RSS, SIGTERM to exit: $STARTS starts of each server"
 python3 "$BENCH_DIR/startup.py" --starts "$STARTS" --access-log "$ACCESS_LOG" --logdir "$WORK" \
-    --out "$WORK/startup.tsv" swift="${BIN[swift]}" go="${BIN[go]}"
+    --out "$WORK/startup.tsv" --footprint "$WORK/footprint.tsv" swift="${BIN[swift]}" go="${BIN[go]}"
 
 # --- load ----------------------------------------------------------------------------------
 for name in "${SERVERS[@]}"; do start_server "$name"; done
@@ -198,6 +198,7 @@ wrk_version=$(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }' || true)
     echo "- wrk, both servers and this script share the same $(nproc) CPUs: compare rows of this run, not across machines or runs"
     echo
     python3 "$BENCH_DIR/summarize.py" --runs "$RUNS" --startup "$WORK/startup.tsv" --clk-tck "$CLK_TCK" --cpus "$(nproc)"
+    python3 "$BENCH_DIR/startup.py" --report --out "$WORK/startup.tsv" --footprint "$WORK/footprint.tsv"
 } >"$RESULTS"
 echo
 cat "$RESULTS"

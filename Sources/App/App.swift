@@ -57,6 +57,16 @@ enum App {
         // them before the group runs the server means there is no moment when the port is open
         // but a SIGTERM would kill the process instead of draining it, PID 1 included.
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        // Bind the listener and start the loops now rather than when the group runs the server:
+        // building and starting the group takes about 1 ms, a quarter of the start (static
+        // build), and clients can connect meanwhile. It is safe because the signals are already
+        // trapped, and a group asked to shut down before it runs still runs the server and
+        // drains it. (`run()` finds the server started and goes on from there.)
+        do {
+            try server.start()
+        } catch {
+            return cannotStart(error, configuration, logger: logger)
+        }
         // The group shuts services down in reverse order: put a database client (or any service
         // the handlers use) before the server, and it stops only after the server has drained.
         let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
@@ -78,11 +88,7 @@ enum App {
         do {
             try await group.run()
         } catch let error as SystemError {
-            logger.critical("cannot start server", metadata: [
-                "error": "\(error)", "host": "\(configuration.server.host)", "port": "\(configuration.server.port)",
-            ])
-            LogSink.standardOutput.flush()
-            return 1
+            return cannotStart(error, configuration, logger: logger)
         } catch let error as DrainIncompleteError {
             logger.error("service stopped; the drain was incomplete", metadata: [
                 "closed_at_deadline": .stringConvertible(error.result.closedAtDeadline),
@@ -99,6 +105,16 @@ enum App {
         logger.info("service stopped")
         LogSink.standardOutput.flush()
         return 0
+    }
+
+    /// Logs why the server could not start (address in use, permission denied) and returns
+    /// the exit status, 1.
+    static func cannotStart(_ error: SystemError, _ configuration: AppConfiguration, logger: Logger) -> Int32 {
+        logger.critical("cannot start server", metadata: [
+            "error": "\(error)", "host": "\(configuration.server.host)", "port": "\(configuration.server.port)",
+        ])
+        LogSink.standardOutput.flush()
+        return 1
     }
 
     /// `service -health-check`: probes the server this configuration describes and prints one
@@ -167,4 +183,12 @@ enum Environment {
         }
         return result
     }
+}
+
+/// ServiceGroup names each service with `"\(service)"` when it is configured. Without this
+/// conformance that string comes from the runtime's reflection: three failed conformance
+/// lookups, a Mirror and the demangler's printer, which fault in about 230 KiB of the static
+/// binary's text that nothing else uses (idle RSS 8.70 -> 8.47 MiB). Same text as before.
+extension HTTPServer: CustomStringConvertible {
+    public var description: String { "ServiceKit.HTTPServer" }
 }

@@ -167,6 +167,34 @@ struct OptionsTests {
         })
     }
 
+    // MARK: Plain command lines, read without ArgumentParser
+
+    /// Every setting in both spellings, then a few together.
+    static let plainCommandLines: [[String]] = Setting.allCases.flatMap { setting -> [[String]] in
+        let value = validValues.first { $0.0 == setting }?.1 ?? "1"
+        return [[setting.flag, value], ["\(setting.flag)=\(value)"]]
+    } + [
+        [],
+        ["-health-check"],
+        ["--host", "127.0.0.1", "--port=0", "-health-check", "--access-log=false"],
+        ["--host=::1", "--drain-linger", "0", "--log-level", "DEBUG"],
+    ]
+
+    @Test("a plain command line is read as ArgumentParser reads it", arguments: plainCommandLines)
+    func plainCommandLineMatchesArgumentParser(arguments: [String]) throws {
+        let plain = try #require(GivenSettings(plainArguments: arguments))
+        #expect(plain == (try ServiceCommand.parse(arguments)).given)
+    }
+
+    @Test("anything else is left to ArgumentParser", arguments: [
+        ["--help"], ["-h"], ["--version"], ["--port", "1", "--port", "2"], ["--port=-1"], ["--port", "-1"],
+        ["--port="], ["--port"], ["serve"], ["--prot", "80"], ["-health-check", "-health-check"],
+        ["--health-check"], ["--"], ["--port", "80", "--help"], ["-port", "80"],
+    ])
+    func otherCommandLinesGoToArgumentParser(arguments: [String]) {
+        #expect(GivenSettings(plainArguments: arguments) == nil)
+    }
+
     // MARK: Invalid values
 
     // A bad value for every setting, and a phrase the message must contain saying what is expected.

@@ -40,6 +40,29 @@ import TestSupport
         #expect(result.stdout.contains(#""active_connections":8"#))
     }
 
+    /// With no connection open, a SIGTERM has nothing to wait for: the process exits at once
+    /// (about 1.5 ms; Benchmarks/startup.py measures it). The bound is loose so that a busy
+    /// machine cannot fail it, yet it catches a drain step that waits out a timeout, or the
+    /// one-second linger, when nothing is there to wait for.
+    @Test func anIdleServerExitsPromptlyOnSIGTERM() throws {
+        let service = try ServiceProcess(["--host", "127.0.0.1", "--port", "0"])
+        let port = try service.waitForPort()
+        // Served once, and closed: the server has accepted a connection and has none left.
+        let client = try TestClient(port: port, timeout: 10)
+        try client.send("GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        #expect(try client.readResponse().status == 200)
+        _ = try client.readUntilClose()
+        Thread.sleep(forTimeInterval: 0.1)
+        let signalled = Date()
+        service.signal(SIGTERM)
+        #expect(service.waitForExit(timeout: 10))
+        let took = Date().timeIntervalSince(signalled)
+        #expect(took < 1, "exited after \(took) s")
+        let result = service.finish()
+        #expect(result.status == 0)
+        #expect(result.stdout.contains(#""msg":"shutdown: drained""#))
+    }
+
     @Test func thePreDrainDelayKeepsServingWhileReadinessIs503() throws {
         let service = try ServiceProcess(["--host", "127.0.0.1", "--port", "0", "--shutdown-delay", "1s"])
         let port = try service.waitForPort()

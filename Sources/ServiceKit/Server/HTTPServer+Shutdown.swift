@@ -196,11 +196,18 @@ extension HTTPServer {
         }
     }
 
-    /// Sleeps in 2 ms steps while `condition` holds, until `deadline` (monotonic nanoseconds),
-    /// or until a forced shutdown when `interruptible`.
+    /// Sleeps while `condition` holds, until `deadline` (monotonic nanoseconds), or until a
+    /// forced shutdown when `interruptible`.
+    ///
+    /// It polls, with steps that start at 50 µs and double up to 2 ms (Go's `Shutdown` backs off
+    /// the same way). What it waits for on an idle server (the listener to close, each loop to
+    /// take note of the drain) happens within about 100 µs; fixed 2 ms steps made those two
+    /// waits 4 ms of the 5.7 ms from SIGTERM to exit. A long drain still polls every 2 ms.
     private func pause(until deadline: UInt64, interruptible: Bool, while condition: () -> Bool) async {
+        var step: UInt64 = 50_000
         while condition() && EventLoop.now() < deadline && !(interruptible && isForced) {
-            try? await Task.sleep(for: .milliseconds(2))
+            try? await Task.sleep(for: .nanoseconds(step))
+            step = min(step * 2, 2_000_000)
         }
     }
 
