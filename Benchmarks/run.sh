@@ -3,6 +3,7 @@
 # (one process, a fixed answer: the ceiling) with wrk. See Benchmarks/README.md. Settings
 # (environment):
 #   DURATION=10s  ROUNDS=3  CONNECTIONS="1 64 256"  ACCESS_LOG=true  STARTS=5  WARMUP=2s
+#   SCALE=10000       (idle keep-alive connections for the connection-scale step; 0 skips it)
 #   SERVICE_BIN=path  (skip the Swift build and use this binary)
 #   NGINX=false       (leave nginx out)
 set -euo pipefail
@@ -15,12 +16,14 @@ CONNECTIONS=${CONNECTIONS:-1 64 256}
 ACCESS_LOG=${ACCESS_LOG:-true}
 STARTS=${STARTS:-5}
 WARMUP=${WARMUP:-2s}
+SCALE=${SCALE:-10000}
 BIN_DIR=$BENCH_DIR/.bin
 WORK=$BENCH_DIR/.work
 RESULTS=$BENCH_DIR/results/latest.md
 CLK_TCK=$(getconf CLK_TCK)
 
 case $ACCESS_LOG in true | false) ;; *) echo "ACCESS_LOG must be true or false" >&2; exit 2 ;; esac
+[[ $SCALE =~ ^[0-9]+$ ]] || { echo "SCALE must be a number of connections (0 skips the step)" >&2; exit 2; }
 for tool in wrk go python3 curl; do
     command -v "$tool" >/dev/null || { echo "run.sh: $tool is not installed" >&2; exit 1; }
 done
@@ -175,6 +178,23 @@ for conns in $CONNECTIONS; do
     done
 done
 
+# --- connection scale -----------------------------------------------------------------------
+# scale.py starts each server afresh (access log off) while holding $SCALE idle connections;
+# the load servers are stopped first so they do not share the machine with it.
+for name in "${SERVERS[@]}"; do
+    kill -TERM "${PID[$name]}" 2>/dev/null || true
+    wait "${PID[$name]}" 2>/dev/null || true
+    unset "PID[$name]"
+done
+: >"$WORK/scale.md"
+if ((SCALE > 0)); then
+    log "connection scale: $SCALE idle keep-alive connections per server"
+    scale_args=(--idle "$SCALE" --binary swift="${BIN[swift]}" --binary go="${BIN[go]}")
+    [[ " ${SERVERS[*]} " == *" nginx "* ]] && scale_args+=(--nginx)
+    # The last line of its output is the same figures as JSON; keep the Markdown.
+    python3 "$BENCH_DIR/scale.py" "${scale_args[@]}" | grep -v '^\[{' >"$WORK/scale.md"
+fi
+
 # --- report --------------------------------------------------------------------------------
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 swift_version=$(swift --version 2>&1 | grep -m1 -o 'Swift version [^ ]*' || echo unknown)
@@ -199,6 +219,10 @@ wrk_version=$(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }' || true)
     echo
     python3 "$BENCH_DIR/summarize.py" --runs "$RUNS" --startup "$WORK/startup.tsv" --clk-tck "$CLK_TCK" --cpus "$(nproc)"
     python3 "$BENCH_DIR/startup.py" --report --out "$WORK/startup.tsv" --footprint "$WORK/footprint.tsv"
+    if [[ -s $WORK/scale.md ]]; then
+        echo
+        cat "$WORK/scale.md"
+    fi
 } >"$RESULTS"
 echo
 cat "$RESULTS"
