@@ -19,7 +19,9 @@ WARMUP=${WARMUP:-2s}
 SCALE=${SCALE:-10000}
 BIN_DIR=$BENCH_DIR/.bin
 WORK=$BENCH_DIR/.work
+# One report per access-log setting, so a run with logs off does not replace the one with them on.
 RESULTS=$BENCH_DIR/results/latest.md
+[[ ${ACCESS_LOG:-true} == false ]] && RESULTS=$BENCH_DIR/results/latest-access-log-off.md
 CLK_TCK=$(getconf CLK_TCK)
 
 case $ACCESS_LOG in true | false) ;; *) echo "ACCESS_LOG must be true or false" >&2; exit 2 ;; esac
