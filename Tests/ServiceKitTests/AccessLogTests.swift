@@ -37,6 +37,54 @@ import Testing
         #expect(withoutTime(lines[0]) == withoutTime(lines[1]))
     }
 
+    @Test func aLoopBatchHoldsItsLinesUntilHandedOverThenWritesThemInOrder() throws {
+        let log = CapturedLog()
+        let accessLog = AccessLog(logger: log.logger("access"))
+        var batch = LogBatch()
+        for entry in Self.entries { accessLog.log(entry, into: &batch) }
+        #expect(batch.lines == Self.entries.count)
+        log.sink.flush()
+        #expect(log.lines.isEmpty, "lines left the loop's batch before the hand-over")
+        accessLog.handOver(&batch)
+        #expect(batch.lines == 0 && batch.bytes.isEmpty)
+        log.sink.flush()
+        let lines = log.lines
+        try #require(lines.count == Self.entries.count)
+        // The same bytes as one line at a time, in the order logged.
+        for (line, entry) in zip(lines, Self.entries) {
+            let single = CapturedLog()
+            var scratch: [UInt8] = []
+            AccessLog(logger: single.logger("access")).log(entry, buffer: &scratch)
+            single.sink.flush()
+            #expect(withoutTime(line) == withoutTime(try #require(single.lines.first)))
+        }
+    }
+
+    @Test func aFullBatchIsHandedOverWithoutWaitingForTheLoop() {
+        let log = CapturedLog()
+        let accessLog = AccessLog(logger: log.logger("access"))
+        var batch = LogBatch()
+        var logged = 0
+        while batch.lines == logged {  // until a hand-over empties it
+            accessLog.log(Self.entries[2], into: &batch)  // about 5 KB a line
+            logged += 1
+        }
+        #expect(logged * 5000 >= AccessLog.batchBytes)
+        #expect(batch.lines == 0)
+        log.sink.flush()
+        #expect(log.lines.count == logged)
+    }
+
+    @Test func aBatchThatCannotBeWrittenIsCountedLineByLine() {
+        let sink = LogSink(fileDescriptor: -1)
+        let accessLog = AccessLog(logger: Logger(label: "access") { JSONLogHandler(label: $0, sink: sink) })
+        var batch = LogBatch()
+        for entry in Self.entries { accessLog.log(entry, into: &batch) }
+        accessLog.handOver(&batch)
+        sink.flush()
+        #expect(sink.droppedLines == Self.entries.count)
+    }
+
     @Test func otherHandlersGetTheFieldsThroughLogger() throws {
         let recorded = Recorder()
         let logger = Logger(label: "access") { _ in recorded }

@@ -13,6 +13,12 @@ struct AccessLogEntry {
     var userAgent: String
 }
 
+/// LogBatch is an event loop's access-log lines not yet handed to the sink.
+struct LogBatch {
+    var bytes: [UInt8] = []
+    var lines = 0
+}
+
 /// AccessLog writes one line per request at info level.
 ///
 /// When the access logger's handler is a plain ``JSONLogHandler`` (no handler metadata, no
@@ -43,6 +49,35 @@ struct AccessLog {
         }
     }
 
+    /// A loop's batch is handed to the sink once it holds this many bytes, or at the end of
+    /// the loop's iteration (``handOver(_:)``), whichever comes first.
+    static let batchBytes = 32 * 1024
+
+    /// Logs `entry` into `batch`, an event loop's own buffer of complete lines, which goes to
+    /// the sink at the end of the loop's iteration (``handOver(_:)``).
+    ///
+    /// The loops used to append every line to the one shared sink under its lock, so two loop
+    /// threads took turns on one mutex per request. Handing lines over once per iteration cut
+    /// server CPU per request by about 5% at 64 and 256 connections (wrk, A/B over 3 and 4
+    /// rounds: 7.4-7.9 against 7.9-8.6 µs) and 330 instructions (callgrind).
+    func log(_ entry: AccessLogEntry, into batch: inout LogBatch) {
+        guard direct != nil else {
+            log(entry, buffer: &batch.bytes)
+            return
+        }
+        write(entry, appendingTo: &batch.bytes)
+        batch.lines += 1
+        if batch.bytes.count >= Self.batchBytes { handOver(&batch) }
+    }
+
+    /// Gives the lines in `batch` to the sink, in one append, and empties it.
+    func handOver(_ batch: inout LogBatch) {
+        guard batch.lines > 0, let handler = direct else { return }
+        batch.bytes.withUnsafeBytes { handler.sink.append(lines: $0, count: batch.lines) }
+        batch.bytes.removeAll(keepingCapacity: true)
+        batch.lines = 0
+    }
+
     /// Logs `entry`; `buffer` is scratch space the caller keeps between calls.
     func log(_ entry: AccessLogEntry, buffer: inout [UInt8]) {
         guard let handler = direct else {
@@ -50,6 +85,14 @@ struct AccessLog {
             return
         }
         guard handler.logLevel <= .info else { return }
+        buffer.removeAll(keepingCapacity: true)
+        write(entry, appendingTo: &buffer)
+        handler.sink.append(line: buffer)
+    }
+
+    /// Appends `entry`'s JSON line to `buffer` (direct handler only).
+    private func write(_ entry: AccessLogEntry, appendingTo buffer: inout [UInt8]) {
+        guard let handler = direct, handler.logLevel <= .info else { return }
         // The whole line in one reservation of its largest possible size (see ByteWriter):
         // written piece by piece into an [UInt8] it cost about 5,800 instructions.
         let limit = handler.maxValueBytes
@@ -58,7 +101,6 @@ struct AccessLog {
             + ByteWriter.jsonStringBound(entry.remote, maxBytes: limit)
             + ByteWriter.jsonStringBound(entry.requestID, maxBytes: limit)
             + ByteWriter.jsonStringBound(entry.userAgent, maxBytes: limit)
-        buffer.removeAll(keepingCapacity: true)
         buffer.appendBytes(atMost: bound) { line in
             line.write("{\"time\":\"")
             line.writeCurrentTime()
@@ -80,7 +122,6 @@ struct AccessLog {
             line.writeJSONString(entry.userAgent, maxBytes: limit)
             line.write("}\n")
         }
-        handler.sink.append(line: buffer)
     }
 
     /// The same fields as `Logger` metadata, for handlers other than JSONLogHandler.

@@ -70,9 +70,16 @@ public final class LogSink: Sendable {
     /// Appends one complete line. The caller includes the trailing `\n`; one is added if missing
     /// so that two calls can never run together into one line.
     public func append(line: UnsafeRawBufferPointer) {
-        let count = line.count
+        append(lines: line, count: 1)
+    }
+
+    /// Appends `count` complete lines in one go (the bytes of each, `\n` included), under one
+    /// lock: how an event loop hands over the access-log lines of one iteration. A batch that
+    /// does not fit is dropped whole and counted as `count` lines.
+    public func append(lines: UnsafeRawBufferPointer, count lineCount: Int) {
+        let count = lines.count
         guard count > 0 else { return }
-        let bytes = line.assumingMemoryBound(to: UInt8.self)
+        let bytes = lines.assumingMemoryBound(to: UInt8.self)
         let needsNewline = bytes[count - 1] != UInt8(ascii: "\n")
         let size = needsNewline ? count + 1 : count
         let limit = maxBufferedBytes
@@ -85,7 +92,7 @@ public final class LogSink: Sendable {
             return buffer.count
         }
         guard let buffered else {
-            recordDrop(lines: 1, bytes: size)
+            recordDrop(lines: max(lineCount, 1), bytes: size)
             return
         }
         if buffered >= flushThreshold || !LogSink.isBatchingOnCurrentThread {

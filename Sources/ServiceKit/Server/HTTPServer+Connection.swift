@@ -366,7 +366,7 @@ extension HTTPServer {
             method: head.method, path: head.path, status: status, bytes: bytes,
             durationMicroseconds: (EventLoop.now() &- started) / 1000, remote: remote,
             requestID: requestID, userAgent: head.headers["user-agent"] ?? "-")
-        accessLog.log(entry, buffer: &state.logBuffer)
+        accessLog.log(entry, into: &state.logBatch)
     }
 
     /// An incoming `X-Request-ID` is reused only if it is 1 to 128 characters from a safe set,

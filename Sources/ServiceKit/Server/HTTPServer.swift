@@ -110,6 +110,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
                 loop.execute {
                     LogSink.beginBatchingOnCurrentThread()
                     loop.addIterationHook {
+                        self.accessLog.handOver(&loopState.logBatch)
                         for sink in sinks { sink.flush() }
                         if loopState.parksSinceTrim >= 64, let micros = loopState.trimHeapIfDue() {
                             self.logger.debug("heap trimmed after connections parked", metadata: [

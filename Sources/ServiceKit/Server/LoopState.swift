@@ -8,8 +8,8 @@ final class LoopState: @unchecked Sendable {
     @exclusivity(unchecked) var draining = false
     /// During a drain, when connections that are idle (no request under way) are closed.
     @exclusivity(unchecked) var lingerDeadline: UInt64 = .max
-    /// Scratch space for access-log lines, reused for every request on this loop.
-    @exclusivity(unchecked) var logBuffer: [UInt8] = []
+    /// This loop's access-log lines, handed to the sink at the end of each loop iteration.
+    @exclusivity(unchecked) var logBatch = LogBatch()
     /// Connections parked on this loop since the heap was last trimmed, and when that was.
     @exclusivity(unchecked) var parksSinceTrim = 0
     @exclusivity(unchecked) var lastTrim: UInt64 = 0

@@ -409,8 +409,10 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         }
         for hook in afterIteration { hook() }
         drainRemote()
-        // The handler usually refers to state that refers to this loop: break the cycle.
+        // The handler and the hooks usually refer to state that refers to this loop: break
+        // the cycles, or a stopped loop and its server would never be freed.
         parkedHandler = nil
+        afterIteration = []
         csystem_set_current_loop(nil)
         remote.withLock { remote in
             remote.closed = true
