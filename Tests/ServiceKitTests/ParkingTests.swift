@@ -70,6 +70,32 @@ private func parks(_ server: HTTPServer) -> Int { server.parksTotal.load(orderin
         }
     }
 
+    @Test func aBusyLoopParksIdleConnectionsAtOnce() async throws {
+        // Requests 10 ms apart: far inside the grace (50 ms or more), so only parking at once
+        // parks between them. The same client against the default threshold is the control.
+        for eager in [true, false] {
+            try await withServer(configure: { $0.eventLoops = 1 }) { port, server in
+                if eager { server.eagerParkAbove.store(0, ordering: .relaxed) }
+                try await onOwnThread {
+                    let client = try TestClient(port: port)
+                    for round in 0..<5 {
+                        try client.send(get("/path/\(round)"))
+                        let text = try client.readResponse().bodyText
+                        try check(text == "id=\(round) q=-", "round \(round): \(text)")
+                        usleep(10_000)
+                    }
+                    let parks = parks(server)
+                    if eager {
+                        try check(parks == 5, "eager: parked \(parks) times in 5 idle moments")
+                    } else {
+                        // 0 normally; a test thread held up past the grace could add one or two.
+                        try check(parks < 5, "grace: parked \(parks) times within 10 ms gaps")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func aParkedConnectionThatTheClientClosesIsForgotten() async throws {
         try await withServer { port, server in
             try await onOwnThread {

@@ -27,6 +27,9 @@ public final class HTTPServer: Service, @unchecked Sendable {
     let parkedConnections = Atomic<Int>(0)
     /// How many times a connection has parked since the server started.
     let parksTotal = Atomic<Int>(0)
+    /// Above this many connections with a task on one loop, an idle connection parks as soon as
+    /// it has nothing to read rather than after the grace (tests lower it).
+    let eagerParkAbove = Atomic<Int>(HTTPServer.defaultEagerParkAbove)
     let rejectedConnections = Atomic<Int>(0)
     /// Set when the listener is to close (after the pre-drain delay): the accept loop stops.
     let listenerClosing = Atomic<Bool>(false)

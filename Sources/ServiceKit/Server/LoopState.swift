@@ -10,6 +10,8 @@ final class LoopState: @unchecked Sendable {
     @exclusivity(unchecked) var lingerDeadline: UInt64 = .max
     /// This loop's access-log lines, handed to the sink at the end of each loop iteration.
     @exclusivity(unchecked) var logBatch = LogBatch()
+    /// Connections parked on this loop now.
+    @exclusivity(unchecked) var parked = 0
     /// Connections parked on this loop since the heap was last trimmed, and when that was.
     @exclusivity(unchecked) var parksSinceTrim = 0
     @exclusivity(unchecked) var lastTrim: UInt64 = 0
