@@ -33,7 +33,6 @@ extension HTTPServer {
         var output: [UInt8] = []
         output.reserveCapacity(1024)
         let inputLimit = limits.maxHeaderBytes + 1024
-        var firstRequest = !connection.answeredOne
         // The first wait keeps the timer the connection had (from accept, or from when it parked).
         var resuming = true
 
@@ -84,9 +83,8 @@ extension HTTPServer {
                     connection.deadline = deadline
                     connection.task = nil
                     parked = true
-                    parkedConnections.add(1, ordering: .relaxed)
+                    countPark(on: state)
                     parksTotal.add(1, ordering: .relaxed)
-                    state.parked += 1
                     state.parksSinceTrim += 1
                     return
                 case .bytes(let count):
@@ -94,7 +92,7 @@ extension HTTPServer {
                     if wasEmpty {
                         // The first byte of a request starts its header timer (slowloris).
                         connection.phase = .active
-                        if !firstRequest { deadline = EventLoop.deadline(after: configuration.readHeaderTimeout) }
+                        if connection.answeredOne { deadline = EventLoop.deadline(after: configuration.readHeaderTimeout) }
                     }
                 case .end:
                     if !wasEmpty {
@@ -190,7 +188,6 @@ extension HTTPServer {
                 await lingeringClose(socket, loop: loop)
                 return
             }
-            firstRequest = false
             connection.answeredOne = true
         }
     }
@@ -207,8 +204,7 @@ extension HTTPServer {
     /// its timer ran out, or the drain or its deadline woke it.
     func parkedConnectionWoke(_ fd: Int32, _ result: EventLoop.WaitResult, on state: LoopState) {
         guard let connection = state.connections[fd] else { return }
-        parkedConnections.subtract(1, ordering: .relaxed)
-        state.parked -= 1
+        countPark(on: state, by: -1)
         switch result {
         case .ready:
             resume(connection, on: state)
@@ -216,11 +212,16 @@ extension HTTPServer {
             // The drain began: wait for one more request only until the linger deadline.
             connection.deadline = min(connection.deadline, state.lingerDeadline)
             state.loop.park(fd, deadline: connection.deadline)
-            parkedConnections.add(1, ordering: .relaxed)
-            state.parked += 1
+            countPark(on: state)
         case .cancelled, .timedOut:
             close(connection, on: state)
         }
+    }
+
+    /// Keeps the parked counts, the server's and the loop's, in step (loop thread only).
+    private func countPark(on state: LoopState, by delta: Int = 1) {
+        parkedConnections.add(delta, ordering: .relaxed)
+        state.parked += delta
     }
 
     /// Gives a connection a task that serves it from where it stands (loop thread only).
@@ -268,19 +269,12 @@ extension HTTPServer {
                 }
             }
             var waitUntil = deadline
-            if grace == Self.parkAtOnce && EventLoop.now() < deadline {
-                // Nothing to read (or the socket was just emptied, with no poll since): the
-                // next edge cannot be missed.
-                loop.park(socket.fd, deadline: deadline)
-                return .parked
-            }
             if grace > 0 {
-                // Parked right after a read that found nothing, with no suspension in between:
-                // the next edge cannot be missed.
+                // Parked right after a read that found nothing (or a short read with no poll
+                // since), with no suspension in between: the next edge cannot be missed.
                 let now = EventLoop.now()
-                if parkAt == 0 {
-                    parkAt = now &+ grace
-                } else if now >= parkAt && now < deadline {
+                if parkAt == 0 { parkAt = grace == Self.parkAtOnce ? now : now &+ grace }
+                if now >= parkAt && now < deadline {
                     loop.park(socket.fd, deadline: deadline)
                     return .parked
                 }

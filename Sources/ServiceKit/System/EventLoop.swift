@@ -29,6 +29,9 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         var write: Waiter?
         /// Monotonic deadline of a parked descriptor (see ``park(_:deadline:)``); 0 when not parked.
         var parkedUntil: UInt64 = 0
+        /// The ``pollGeneration`` in which a read last emptied the descriptor's receive queue;
+        /// `UInt64.max` once a hang-up was reported (see ``noteHangup(_:)``), 0 for neither.
+        var drainedIn: UInt64 = 0
     }
 
     struct Remote {
@@ -67,9 +70,6 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     @exclusivity(unchecked) public var serverState: AnyObject?
     /// Bumped before every `epoll_wait`; see ``noteDrained(_:)``.
     @exclusivity(unchecked) var pollGeneration: UInt64 = 1
-    /// By descriptor, the ``pollGeneration`` in which a read last emptied its receive queue;
-    /// `UInt64.max` once a hang-up was reported (see ``noteHangup(_:)``), 0 for neither.
-    @exclusivity(unchecked) var drainedInGeneration: [UInt64] = []
 
     let stopped = Mutex(false)
 
@@ -169,12 +169,13 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         if Int(fd) >= slots.count {
             slots.append(contentsOf: repeatElement(Slot(), count: Int(fd) + 1 - slots.count + 64))
         }
+        slots[Int(fd)].drainedIn = 0
     }
 
     /// Stops watching `fd` (before it is closed) and cancels any wait on it.
     public func deregister(_ fd: Int32) {
         _ = csystem_epoll_del(epollFD, fd)
-        if Int(fd) < drainedInGeneration.count { drainedInGeneration[Int(fd)] = 0 }
+        if Int(fd) < slots.count { slots[Int(fd)].drainedIn = 0 }
         cancelWaits(fd)
     }
 
@@ -257,28 +258,22 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// the error still waits to be read with no new edge to come. (nginx's `pending_eof`.)
     @inline(__always)
     public func noteDrained(_ fd: Int32) {
-        let index = Int(fd)
-        if index >= drainedInGeneration.count {
-            drainedInGeneration.append(contentsOf: repeatElement(0, count: index + 1 - drainedInGeneration.count + 64))
-        }
-        if drainedInGeneration[index] != .max { drainedInGeneration[index] = pollGeneration }
+        guard Int(fd) < slots.count, slots[Int(fd)].drainedIn != .max else { return }
+        slots[Int(fd)].drainedIn = pollGeneration
     }
 
     /// Records that epoll reported a hang-up, a half-close or an error on `fd`: from now until
     /// ``deregister(_:)``, reads on it are never skipped.
     @inline(__always)
     func noteHangup(_ fd: Int32) {
-        let index = Int(fd)
-        if index >= drainedInGeneration.count {
-            drainedInGeneration.append(contentsOf: repeatElement(0, count: index + 1 - drainedInGeneration.count + 64))
-        }
-        drainedInGeneration[index] = .max
+        guard Int(fd) < slots.count else { return }
+        slots[Int(fd)].drainedIn = .max
     }
 
     /// Whether a read on `fd` emptied its receive queue since this loop last polled.
     @inline(__always)
     public func isDrained(_ fd: Int32) -> Bool {
-        Int(fd) < drainedInGeneration.count && drainedInGeneration[Int(fd)] == pollGeneration
+        Int(fd) < slots.count && slots[Int(fd)].drainedIn == pollGeneration
     }
 
     /// Suspends the calling task until `deadline` (monotonic nanoseconds), on this loop.
