@@ -85,6 +85,16 @@ import Testing
         #expect(sink.droppedLines == Self.entries.count)
     }
 
+    @Test func otherHandlersGetEachLineThroughLoggerAtOnceNotInTheBatch() throws {
+        let recorded = Recorder()
+        let accessLog = AccessLog(logger: Logger(label: "access") { _ in recorded })
+        var batch = LogBatch()
+        accessLog.log(Self.entries[0], into: &batch)
+        #expect(batch.lines == 0 && batch.bytes.isEmpty)
+        let metadata = try #require(recorded.events.withLock { $0.first })
+        #expect(metadata["path"] == "/health")
+    }
+
     @Test func otherHandlersGetTheFieldsThroughLogger() throws {
         let recorded = Recorder()
         let logger = Logger(label: "access") { _ in recorded }

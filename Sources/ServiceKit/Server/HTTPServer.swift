@@ -115,7 +115,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
                     loop.addIterationHook {
                         self.accessLog.handOver(&loopState.logBatch)
                         for sink in sinks { sink.flush() }
-                        if loopState.parksSinceTrim >= 64, let micros = loopState.trimHeapIfDue() {
+                        if let micros = loopState.trimHeapIfDue() {
                             self.logger.debug("heap trimmed after connections parked", metadata: [
                                 "loop": .stringConvertible(index), "duration_us": .stringConvertible(micros),
                             ])
