@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 @testable import ServiceKit
 
@@ -33,6 +34,30 @@ import Testing
         let reused = fds.contains(wakeFD)
         let read = read(fds[0], &byte, 1)
         #expect(read < 0, "a stopped loop wrote to descriptor \(wakeFD) (reused by the pipe: \(reused))")
+    }
+
+    @Test func everyClosureExecuteTakesRunsOnceAndAStoppedLoopTakesNone() async throws {
+        let loop = try EventLoop(index: 0)
+        let counts = Mutex((taken: 0, ran: 0))
+        // A chain of closures, each queueing the next, started just as the loop stops: the
+        // links queued during the loop's last drain of its queue are still taken, and must
+        // still run (a scrape waiting on one would otherwise wait forever).
+        @Sendable func link(_ remaining: Int) {
+            counts.withLock { $0.ran += 1 }
+            guard remaining > 0 else { return }
+            if loop.execute({ link(remaining - 1) }) { counts.withLock { $0.taken += 1 } }
+        }
+        loop.execute {
+            loop.stop()
+            link(10)
+        }
+        for _ in 0..<500 where !loop.isStopped { try await Task.sleep(for: .milliseconds(2)) }
+        #expect(loop.isStopped)
+        let (taken, ran) = counts.withLock { $0 }
+        #expect(ran == taken + 1, "every closure taken ran once")
+        #expect(taken < 10, "the stopped loop refused the rest of the chain")
+        #expect(!loop.execute { counts.withLock { $0.ran += 100 } })
+        #expect(counts.withLock { $0.ran } == ran)
     }
 }
 

@@ -137,12 +137,17 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     }
 
     /// Runs `body` on the loop thread soon. Safe from any thread.
-    public func execute(_ body: @escaping @Sendable () -> Void) {
+    ///
+    /// - Returns: whether `body` was taken, false once the loop has stopped. A body taken runs
+    ///   exactly once, even when the loop is stopping.
+    @discardableResult
+    public func execute(_ body: @escaping @Sendable () -> Void) -> Bool {
         remote.withLock { remote in
-            guard !remote.closed else { return }
+            guard !remote.closed else { return false }
             remote.closures.append(body)
             if !remote.wakePending { signal() }
             remote.wakePending = true
+            return true
         }
     }
 
@@ -409,11 +414,16 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         parkedHandler = nil
         afterIteration = []
         csystem_set_current_loop(nil)
-        remote.withLock { remote in
+        // Closures queued since the last drain still run (on this thread, after the loop), so
+        // a caller that `execute` accepted is never left waiting.
+        let late = remote.withLock { remote in
             remote.closed = true
             _ = systemClose(epollFD)
             _ = systemClose(wakeFD)
+            defer { remote.closures.removeAll() }
+            return remote.closures
         }
+        for closure in late { closure() }
         stopped.withLock { $0 = true }
     }
 
