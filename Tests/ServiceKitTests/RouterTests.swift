@@ -31,11 +31,11 @@ extension Request {
         case .found(let handler, let parameters, let route):
             let body = try await handler(.test(method, path)).body
             let params = parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-            return String(decoding: body, as: UTF8.self) + (params.isEmpty ? "" : " " + params) + " @" + route
+            return String(decoding: body, as: UTF8.self) + (params.isEmpty ? "" : " " + params) + " @" + route.template
         case .notFound:
             return "404"
-        case .methodNotAllowed(let allow):
-            return "405 " + allow.joined(separator: ",")
+        case .methodNotAllowed(let allow, let route):
+            return "405 " + allow.joined(separator: ",") + " @" + route.template
         }
     }
 
@@ -52,11 +52,11 @@ extension Request {
         ("GET", "/users/me", "me @/users/me"),
         ("POST", "/users", "create @/users"),
         ("GET", "/missing", "404"),
-        ("GET", "/users", "405 POST"),
+        ("GET", "/users", "405 POST @/users"),
         ("GET", "/users/1/posts", "404"),
         ("GET", "/Health", "404"),
-        ("POST", "/health", "405 GET,HEAD"),
-        ("DELETE", "/users/1", "405 GET,HEAD,PATCH,PUT"),
+        ("POST", "/health", "405 GET,HEAD @/health"),
+        ("DELETE", "/users/1", "405 GET,HEAD,PATCH,PUT @/users/:id"),
         ("GET", "/users/%zz", "404"),
     ])
     func matches(method: String, path: String, expected: String) async throws {
@@ -76,6 +76,25 @@ extension Request {
             }
             #expect(try await handler(.test("GET", path)).body == Array("second".utf8))
         }
+    }
+
+    @Test func routesAreNumberedInRegistrationOrderAndKeepTheirNumber() {
+        var router = Router()
+        router.get("/b", Self.tagged("b"))
+        router.get("/a/:id", Self.tagged("a"))
+        router.post("/b", Self.tagged("b post"))
+        router.put("/a/:id", accessLog: false, Self.tagged("a put"))
+        #expect(router.templates == ["/b", "/a/:id"])
+        guard case .found(_, _, let b) = router.match(method: "POST", path: "/b"),
+              case .found(_, _, let a) = router.match(method: "GET", path: "/a/1"),
+              case .methodNotAllowed(_, let a405) = router.match(method: "DELETE", path: "/a/2")
+        else {
+            Issue.record("no match")
+            return
+        }
+        #expect(b == RouteInfo(template: "/b", index: 0, accessLog: true))
+        #expect(a == RouteInfo(template: "/a/:id", index: 1, accessLog: false), "the last registration decides")
+        #expect(a405 == a)
     }
 
     @Test func anExplicitHeadRouteWinsOverGet() async throws {

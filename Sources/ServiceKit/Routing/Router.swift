@@ -3,6 +3,16 @@
 /// thrown error becomes a 500 and an error log line.
 public typealias Handler = @Sendable (Request) async throws -> Response
 
+/// What the server knows of a matched route.
+public struct RouteInfo: Sendable, Equatable {
+    /// `/users/:id`: the route as registered, for logs and metrics labels.
+    public let template: String
+    /// Its position in ``Router/templates``.
+    public let index: Int
+    /// Whether its requests get an access-log line.
+    public internal(set) var accessLog: Bool
+}
+
 /// Router maps a method and a path to a handler.
 ///
 /// Paths are literal segments or `:name` parameters (`/users/:id`). A path that matches no
@@ -11,24 +21,18 @@ public typealias Handler = @Sendable (Request) async throws -> Response
 public struct Router: Sendable {
     struct Route: Sendable {
         var segments: [Segment]
+        var info: RouteInfo
         /// Handlers by method, in registration order. A short list searched in place rather
         /// than a dictionary: a route has a handful of methods, and hashing the method cost
         /// about 200 instructions per request. Boxed in a struct: a function type stored
         /// directly in a collection is kept at the generic abstraction, and taking it out
         /// allocated a reabstraction thunk on every request.
         var handlers: [(method: String, boxed: BoxedHandler)]
-        /// `/users/:id`: the route as registered, for logs and metrics labels.
-        var template: String
 
-        init(segments: [Segment], handlers: [(method: String, boxed: BoxedHandler)]) {
+        init(segments: [Segment], index: Int, accessLog: Bool) {
             self.segments = segments
-            self.handlers = handlers
-            template = "/" + segments.map {
-                switch $0 {
-                case .literal(let s): return s
-                case .parameter(let name): return ":" + name
-                }
-            }.joined(separator: "/")
+            handlers = []
+            info = RouteInfo(template: Router.template(segments), index: index, accessLog: accessLog)
         }
 
         func handler(for method: String) -> BoxedHandler? {
@@ -58,35 +62,65 @@ public struct Router: Sendable {
     /// Routes without parameters, by exact path: one dictionary lookup for the common case.
     var exact: [String: Route] = [:]
     var parameterized: [Route] = []
+    /// Every route's template, in registration order (a route's ``RouteInfo/index``): the
+    /// bounded set of `route` label values metrics use.
+    public private(set) var templates: [String] = []
 
     public init() {}
 
     /// Adds `handler` for `method` on `path`. Registering the same method and path twice
     /// replaces the earlier handler.
-    public mutating func on(_ method: String, _ path: String, _ handler: @escaping Handler) {
+    ///
+    /// - Parameter accessLog: whether requests to this path get an access-log line (the
+    ///   server's `accessLog` setting still turns all of them off). For endpoints polled so
+    ///   often that their lines would drown the rest, such as `/metrics`. The last
+    ///   registration on a path decides, for all of its methods.
+    public mutating func on(_ method: String, _ path: String, accessLog: Bool = true, _ handler: @escaping Handler) {
         let segments = Self.split(path).map { part -> Segment in
             part.hasPrefix(":") && part.count > 1 ? .parameter(String(part.dropFirst())) : .literal(String(part))
         }
+        let boxed = BoxedHandler(handler: handler)
         if segments.allSatisfy({ if case .literal = $0 { true } else { false } }) {
-            let key = "/" + segments.map { if case .literal(let s) = $0 { s } else { "" } }.joined(separator: "/")
-            exact[key, default: Route(segments: segments, handlers: [])].set(method, BoxedHandler(handler: handler))
+            let key = Self.template(segments)
+            var route = exact[key] ?? newRoute(segments, accessLog: accessLog)
+            route.info.accessLog = accessLog
+            route.set(method, boxed)
+            exact[key] = route
         } else if let index = parameterized.firstIndex(where: { $0.segments == segments }) {
-            parameterized[index].set(method, BoxedHandler(handler: handler))
+            parameterized[index].info.accessLog = accessLog
+            parameterized[index].set(method, boxed)
         } else {
-            parameterized.append(Route(segments: segments, handlers: [(method, BoxedHandler(handler: handler))]))
+            var route = newRoute(segments, accessLog: accessLog)
+            route.set(method, boxed)
+            parameterized.append(route)
         }
     }
 
-    public mutating func get(_ path: String, _ handler: @escaping Handler) { on("GET", path, handler) }
-    public mutating func post(_ path: String, _ handler: @escaping Handler) { on("POST", path, handler) }
-    public mutating func put(_ path: String, _ handler: @escaping Handler) { on("PUT", path, handler) }
-    public mutating func delete(_ path: String, _ handler: @escaping Handler) { on("DELETE", path, handler) }
+    private mutating func newRoute(_ segments: [Segment], accessLog: Bool) -> Route {
+        let route = Route(segments: segments, index: templates.count, accessLog: accessLog)
+        templates.append(route.info.template)
+        return route
+    }
+
+    public mutating func get(_ path: String, accessLog: Bool = true, _ handler: @escaping Handler) {
+        on("GET", path, accessLog: accessLog, handler)
+    }
+    public mutating func post(_ path: String, accessLog: Bool = true, _ handler: @escaping Handler) {
+        on("POST", path, accessLog: accessLog, handler)
+    }
+    public mutating func put(_ path: String, accessLog: Bool = true, _ handler: @escaping Handler) {
+        on("PUT", path, accessLog: accessLog, handler)
+    }
+    public mutating func delete(_ path: String, accessLog: Bool = true, _ handler: @escaping Handler) {
+        on("DELETE", path, accessLog: accessLog, handler)
+    }
 
     /// The outcome of looking up a request.
     public enum Match: Sendable {
-        case found(Handler, parameters: [String: String], route: String)
+        case found(Handler, parameters: [String: String], route: RouteInfo)
         case notFound
-        case methodNotAllowed(allow: [String])
+        /// The path matches `route`, but not with this method.
+        case methodNotAllowed(allow: [String], route: RouteInfo)
     }
 
     /// Finds the handler for `method` and `path` (percent-encoded, as in the request).
@@ -115,14 +149,24 @@ public struct Router: Sendable {
 
     private func select(_ route: Route, method: String, parameters: [String: String]) -> Match {
         if let boxed = route.handler(for: method) {
-            return .found(boxed.handler, parameters: parameters, route: route.template)
+            return .found(boxed.handler, parameters: parameters, route: route.info)
         }
         if method == "HEAD", let boxed = route.handler(for: "GET") {
-            return .found(boxed.handler, parameters: parameters, route: route.template)
+            return .found(boxed.handler, parameters: parameters, route: route.info)
         }
         var allow = Set(route.handlers.map(\.method))
         if allow.contains("GET") { allow.insert("HEAD") }
-        return .methodNotAllowed(allow: allow.sorted())
+        return .methodNotAllowed(allow: allow.sorted(), route: route.info)
+    }
+
+    /// `/users/:id`
+    static func template(_ segments: [Segment]) -> String {
+        "/" + segments.map {
+            switch $0 {
+            case .literal(let s): return s
+            case .parameter(let name): return ":" + name
+            }
+        }.joined(separator: "/")
     }
 
     static func split(_ path: String) -> [Substring] {
