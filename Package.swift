@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // The few Linux calls and constants the Glibc/Musl Swift modules do not import
@@ -33,6 +35,8 @@ let package = Package(
                 "HTTP1",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // The server's metrics go through swift-metrics' API, so any backend can take them.
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         .executableTarget(
@@ -43,14 +47,23 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                // The backend the executable bootstraps: `/metrics` in Prometheus' text format.
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         // A raw-socket HTTP client for end-to-end tests; never shipped.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "GoDurationTests", dependencies: ["GoDuration"]),
-        .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "TestSupport"]),
-        .testTarget(name: "AppTests", dependencies: ["App", "ServiceKit", "TestSupport"]),
+        .testTarget(
+            name: "ServiceKitTests",
+            dependencies: ["ServiceKit", "TestSupport", .product(name: "CoreMetrics", package: "swift-metrics")]
+        ),
+        .testTarget(
+            name: "AppTests",
+            dependencies: ["App", "ServiceKit", "TestSupport", .product(name: "Prometheus", package: "swift-prometheus")]
+        ),
         // The shutdown drill: keep-alive load, SIGTERM at a chosen moment, a report of every
         // request's fate. A dev tool; it shares no code with ServiceKit so it judges it independently.
         .executableTarget(

@@ -89,6 +89,7 @@ extension HTTPServer {
                     return
                 case .bytes(let count):
                     input.didWrite(count)
+                    state.metrics.receivedBytes &+= count
                     if wasEmpty {
                         // The first byte of a request starts its header timer (slowloris).
                         connection.phase = .active
@@ -136,7 +137,9 @@ extension HTTPServer {
                         }
                         guard let space = input.writableSpace(limit: inputLimit) else { return }
                         switch await read(socket, into: space, deadline: bodyDeadline, loop: loop) {
-                        case .bytes(let count): input.didWrite(count)
+                        case .bytes(let count):
+                            input.didWrite(count)
+                            state.metrics.receivedBytes &+= count
                         case .end:
                             logger.debug("client closed the connection mid-body", metadata: ["remote": "\(remote?.description ?? "-")"])
                             return
@@ -155,8 +158,10 @@ extension HTTPServer {
 
             let requestID = Self.saneRequestID(head.headers["x-request-id"]) ?? state.newRequestID()
             var response: Response
+            var route: RouteInfo?
             switch router.match(method: head.method, path: head.path) {
-            case .found(let handler, let parameters, _):
+            case .found(let handler, let parameters, let matched):
+                route = matched
                 connection.inFlight = Connection.InFlight(method: head.method, path: head.path, requestID: requestID)
                 let request = Request(head: head, body: body, pathParameters: parameters, remoteAddress: remote, id: requestID)
                 do {
@@ -172,7 +177,8 @@ extension HTTPServer {
                 }
             case .notFound:
                 response = .error(404, "not found")
-            case .methodNotAllowed(let methods):
+            case .methodNotAllowed(let methods, let matched):
+                route = matched
                 response = .error(405, "method not allowed")
                 response.headers.add(name: "Allow", value: methods.joined(separator: ", "))
             }
@@ -181,8 +187,15 @@ extension HTTPServer {
             let sent = await send(response, for: head, requestID: requestID, keepAlive: keepAlive,
                                   socket: socket, state: state, output: &output)
             connection.inFlight = nil
-            logAccess(head: head, status: response.status, bytes: response.body.count, started: started,
-                      remote: connection.remoteHost, requestID: requestID, state: state)
+            let elapsed = metrics != nil || configuration.accessLog ? EventLoop.now() &- started : 0
+            if metrics != nil {
+                state.metrics.record(route: route?.index ?? router.templates.count, method: head.method,
+                                     status: response.status, nanoseconds: elapsed)
+            }
+            if route?.accessLog ?? true {
+                logAccess(head: head, status: response.status, bytes: response.body.count, elapsed: elapsed,
+                          remote: connection.remoteHost, requestID: requestID, state: state)
+            }
             guard sent else { return }
             if !keepAlive {
                 await lingeringClose(socket, loop: loop)
@@ -336,10 +349,15 @@ extension HTTPServer {
                 output.append(contentsOf: response.body)
             } else {
                 guard await writeAll(output, socket, loop: state.loop) else { return false }
-                return await writeAll(response.body, socket, loop: state.loop)
+                state.metrics.sentBytes &+= output.count
+                guard await writeAll(response.body, socket, loop: state.loop) else { return false }
+                state.metrics.sentBytes &+= response.body.count
+                return true
             }
         }
-        return await writeAll(output, socket, loop: state.loop)
+        guard await writeAll(output, socket, loop: state.loop) else { return false }
+        state.metrics.sentBytes &+= output.count
+        return true
     }
 
     /// Answers a request the parser or a limit refused, and closes: after a framing error the
@@ -351,11 +369,26 @@ extension HTTPServer {
         let requestID = Self.saneRequestID(head?.headers["x-request-id"]) ?? state.newRequestID()
         let response = Response.error(error.status, error.reason)
         let started = EventLoop.now()
-        if await send(response, for: head, requestID: requestID, keepAlive: false, socket: socket, state: state, output: &output) {
+        let sent = await send(response, for: head, requestID: requestID, keepAlive: false, socket: socket, state: state,
+                              output: &output)
+        let elapsed = EventLoop.now() &- started
+        if metrics != nil {
+            // The route, if the path names one, so refusals show under the route they were for.
+            var route = router.templates.count
+            if let head {
+                switch router.match(method: head.method, path: head.path) {
+                case .found(_, _, let matched), .methodNotAllowed(_, let matched): route = matched.index
+                case .notFound: break
+                }
+            }
+            state.metrics.record(route: route, method: head?.method ?? ServerMetrics.otherMethod,
+                                 status: error.status, nanoseconds: elapsed)
+        }
+        if sent {
             await lingeringClose(socket, loop: state.loop)
         }
         if let head {
-            logAccess(head: head, status: error.status, bytes: response.body.count, started: started,
+            logAccess(head: head, status: error.status, bytes: response.body.count, elapsed: elapsed,
                       remote: remote?.host ?? "-", requestID: requestID, state: state)
         } else {
             accessLog.logger.info("request refused", metadata: [
@@ -380,11 +413,11 @@ extension HTTPServer {
         }
     }
 
-    func logAccess(head: HTTPRequestHead, status: Int, bytes: Int, started: UInt64, remote: String, requestID: String, state: LoopState) {
+    func logAccess(head: HTTPRequestHead, status: Int, bytes: Int, elapsed: UInt64, remote: String, requestID: String, state: LoopState) {
         guard configuration.accessLog else { return }
         let entry = AccessLogEntry(
             method: head.method, path: head.path, status: status, bytes: bytes,
-            durationMicroseconds: (EventLoop.now() &- started) / 1000, remote: remote,
+            durationMicroseconds: elapsed / 1000, remote: remote,
             requestID: requestID, userAgent: head.headers["user-agent"] ?? "-")
         accessLog.log(entry, into: &state.logBatch)
     }

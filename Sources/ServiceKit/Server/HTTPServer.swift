@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -14,6 +15,8 @@ public final class HTTPServer: Service, @unchecked Sendable {
     let logger: Logger
     let accessLog: AccessLog
     let limits: HTTPLimits
+    /// Nil when the server was made without a metrics factory.
+    public let metrics: ServerMetrics?
 
     enum State {
         case initial
@@ -31,6 +34,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
     /// it has nothing to read rather than after the grace (tests lower it).
     let eagerParkAbove = Atomic<Int>(HTTPServer.defaultEagerParkAbove)
     let rejectedConnections = Atomic<Int>(0)
+    let acceptedConnections = Atomic<Int>(0)
     /// Set when the listener is to close (after the pre-drain delay): the accept loop stops.
     let listenerClosing = Atomic<Bool>(false)
     /// Set by the accept loop once the listener is closed.
@@ -48,11 +52,13 @@ public final class HTTPServer: Service, @unchecked Sendable {
     ///   - accessLogger: for one line per request; defaults to `logger` relabelled `access`.
     ///   - readiness: the state a readiness route reports; the server marks it draining when
     ///     a graceful shutdown begins.
+    ///   - metricsFactory: where the server's metrics go (``ServerMetrics``); nil records none.
     public init(
         configuration: ServerConfiguration, router: Router, logger: Logger, accessLogger: Logger? = nil,
-        readiness: Readiness = Readiness()
+        readiness: Readiness = Readiness(), metricsFactory: (any MetricsFactory)? = nil
     ) {
         self.configuration = configuration
+        metrics = metricsFactory.map { ServerMetrics(factory: $0, routes: router.templates) }
         self.readiness = readiness
         self.router = router
         self.logger = logger
@@ -109,10 +115,12 @@ public final class HTTPServer: Service, @unchecked Sendable {
         for index in 0..<count {
             do {
                 let loop = try EventLoop(index: index)
-                let loopState = LoopState(loop: loop)
+                let loopState = LoopState(loop: loop, routeLabels: metrics?.routes.count ?? 0)
+                let metrics = metrics
                 loop.execute {
                     LogSink.beginBatchingOnCurrentThread()
                     loop.addIterationHook {
+                        if let metrics, loopState.metrics.isFlushDue() { loopState.metrics.flush(into: metrics) }
                         self.accessLog.handOver(&loopState.logBatch)
                         for sink in sinks { sink.flush() }
                         if let micros = loopState.trimHeapIfDue() {
@@ -166,6 +174,46 @@ public final class HTTPServer: Service, @unchecked Sendable {
         if result.closedAtDeadline > 0 { throw DrainIncompleteError(result: result) }
     }
 
+    // MARK: Metrics
+
+    /// Brings the server's metrics up to date, for a scrape: each loop hands over its pending
+    /// counts and durations and counts its connections by state, then the gauges are set. Does
+    /// nothing when the server has no metrics or has stopped.
+    public func collectMetrics() async {
+        guard let metrics else { return }
+        let loops: [LoopState] = state.withLock { state in
+            switch state {
+            case .running(_, _, let loops), .draining(_, let loops): loops
+            case .initial, .stopped: []
+            }
+        }
+        var byState = [0, 0, 0]
+        var inFlight = 0
+        for loopState in loops {
+            let counts: [Int]? = await withCheckedContinuation { continuation in
+                let taken = loopState.loop.execute {
+                    loopState.metrics.flush(into: metrics)
+                    var counts = [0, 0, 0, 0]
+                    for connection in loopState.connections.values {
+                        counts[connection.metricsState] += 1
+                        if connection.inFlight != nil { counts[3] += 1 }
+                    }
+                    continuation.resume(returning: counts)
+                }
+                if !taken { continuation.resume(returning: nil) }
+            }
+            guard let counts else { continue }
+            for index in byState.indices { byState[index] += counts[index] }
+            inFlight += counts[3]
+        }
+        for (gauge, count) in zip(metrics.connections, byState) { gauge.record(count) }
+        metrics.inFlight.record(inFlight)
+        metrics.draining.record(readiness.isDraining ? 1 : 0)
+        metrics.report(
+            acceptedTotal: acceptedConnections.load(ordering: .relaxed),
+            refusedTotal: rejectedConnections.load(ordering: .relaxed))
+    }
+
     // MARK: Accepting
 
     private func acceptConnections(_ listener: Socket, on acceptLoop: LoopState, loops: [LoopState]) async {
@@ -184,6 +232,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
                 return
             }
             openConnections.add(1, ordering: .relaxed)
+            acceptedConnections.add(1, ordering: .relaxed)
             let target = loops[next % loops.count]
             next &+= 1
             let connection = Connection(socket: client, remote: remote)

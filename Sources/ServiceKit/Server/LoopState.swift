@@ -19,8 +19,13 @@ final class LoopState: @unchecked Sendable {
     @exclusivity(unchecked) private var dateBytes: [UInt8] = []
     @exclusivity(unchecked) private var random: SplitMix64
 
-    init(loop: EventLoop) {
+    /// This loop's request counts, durations and bytes not yet handed to the server's metrics.
+    @exclusivity(unchecked) var metrics: LoopMetrics
+
+    /// - Parameter routeLabels: the number of metrics route labels, 0 when metrics are off.
+    init(loop: EventLoop, routeLabels: Int = 0) {
         self.loop = loop
+        metrics = LoopMetrics(routes: routeLabels)
         var system = SystemRandomNumberGenerator()
         random = SplitMix64(seed: system.next())
     }
@@ -108,6 +113,11 @@ final class Connection: @unchecked Sendable {
     /// When the connection's current wait for a request ends (monotonic nanoseconds): kept
     /// here so that a task resuming a parked connection keeps its timer rather than restarting it.
     @exclusivity(unchecked) var deadline: UInt64 = .max
+
+    /// Which metrics gauge the connection counts under now.
+    var metricsState: Int {
+        task == nil ? 2 : phase == .idle ? 1 : 0
+    }
 
     init(socket: Socket, remote: SocketAddress?) {
         self.socket = socket

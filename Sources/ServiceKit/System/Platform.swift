@@ -19,6 +19,14 @@ enum Platform {
     static let streamSocket = SOCK_STREAM
     static let socketFlags = Int32(SOCK_NONBLOCK | SOCK_CLOEXEC)
     #endif
+    // Glibc imports these as enum cases, Musl as Int32 macros.
+    #if canImport(Glibc)
+    static let nofileLimit = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+    static let usageSelf = __rusage_who_t(RUSAGE_SELF.rawValue)
+    #else
+    static let nofileLimit = RLIMIT_NOFILE
+    static let usageSelf = RUSAGE_SELF
+    #endif
     static let sendFlags = Int32(MSG_NOSIGNAL)
     static let tcpProtocol = Int32(IPPROTO_TCP)
 

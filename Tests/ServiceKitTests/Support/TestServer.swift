@@ -64,6 +64,7 @@ final class CapturedLog: @unchecked Sendable {
 func withServer(
     router: Router = testRouter(),
     log: CapturedLog = CapturedLog(),
+    metrics: TestMetrics? = nil,
     configure: (inout ServerConfiguration) -> Void = { _ in },
     _ body: (_ port: Int, _ server: HTTPServer) async throws -> Void
 ) async throws {
@@ -74,7 +75,7 @@ func withServer(
     configuration.drainLinger = .milliseconds(100)
     configure(&configuration)
     let server = HTTPServer(configuration: configuration, router: router, logger: log.logger("server"),
-                            accessLogger: log.logger("access"))
+                            accessLogger: log.logger("access"), metricsFactory: metrics)
     try server.start()
     let port = server.localAddress?.port ?? 0
     do {
