@@ -45,9 +45,23 @@ enum App {
         let logger = Logger(label: "service")
 
         let readiness = Readiness()
+        var router = Routes.router(readiness: readiness)
+        // Metrics: swift-metrics, bootstrapped with a Prometheus registry that `/metrics` serves,
+        // on the main listener or on a port of its own.
+        let metrics = configuration.metrics ? AppMetrics() : nil
+        var metricsServer: HTTPServer?
+        if let metrics {
+            metrics.bootstrap()
+            if configuration.metricsPort == 0 {
+                router.get("/metrics", accessLog: configuration.metricsAccessLog, metrics.handler)
+            } else {
+                metricsServer = makeMetricsServer(configuration, metrics: metrics, logger: logger)
+            }
+        }
         let server = HTTPServer(
-            configuration: configuration.server, router: Routes.router(readiness: readiness), logger: logger,
-            readiness: readiness)
+            configuration: configuration.server, router: router, logger: logger, readiness: readiness,
+            metricsFactory: metrics?.factory)
+        metrics?.collect(from: server)
         server.onRun = { address in
             logger.info("service started", metadata: startupMetadata(configuration, address: address))
         }
@@ -63,13 +77,22 @@ enum App {
         // trapped, and a group asked to shut down before it runs still runs the server and
         // drains it. (`run()` finds the server started and goes on from there.)
         do {
+            try metricsServer?.start()
+        } catch {
+            return cannotStart(error, configuration, port: configuration.metricsPort, logger: logger)
+        }
+        do {
             try server.start()
         } catch {
             return cannotStart(error, configuration, logger: logger)
         }
         // The group shuts services down in reverse order: put a database client (or any service
         // the handlers use) before the server, and it stops only after the server has drained.
-        let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
+        // The metrics listener goes first, so it answers scrapes until the server has drained.
+        var services: [any Service] = []
+        if let metricsServer { services.append(metricsServer) }
+        services.append(server)
+        let group = ServiceGroup(configuration: .init(services: services, logger: logger))
         let signalTask = Task {
             var count = 0
             for await signal in signals {
@@ -109,12 +132,37 @@ enum App {
 
     /// Logs why the server could not start (address in use, permission denied) and returns
     /// the exit status, 1.
-    static func cannotStart(_ error: SystemError, _ configuration: AppConfiguration, logger: Logger) -> Int32 {
-        logger.critical("cannot start server", metadata: [
-            "error": "\(error)", "host": "\(configuration.server.host)", "port": "\(configuration.server.port)",
+    static func cannotStart(
+        _ error: SystemError, _ configuration: AppConfiguration, port: Int? = nil, logger: Logger
+    ) -> Int32 {
+        logger.critical(port == nil ? "cannot start server" : "cannot start metrics listener", metadata: [
+            "error": "\(error)", "host": "\(configuration.server.host)",
+            "port": "\(port ?? configuration.server.port)",
         ])
         LogSink.standardOutput.flush()
         return 1
+    }
+
+    /// The listener `--metrics-port` asks for: `/metrics` alone, on the service's host, with the
+    /// main server's timeouts, one event loop and a small connection cap. Its requests are not
+    /// counted in the server metrics. It logs its own "metrics listening" line once it runs.
+    static func makeMetricsServer(_ configuration: AppConfiguration, metrics: AppMetrics, logger: Logger) -> HTTPServer {
+        var router = Router()
+        router.get("/metrics", accessLog: configuration.metricsAccessLog, metrics.handler)
+        var settings = configuration.server
+        settings.port = configuration.metricsPort
+        settings.eventLoops = 1
+        settings.maxConnections = 64
+        settings.shutdownDelay = .zero
+        settings.drainTimeout = .seconds(1)
+        let server = HTTPServer(configuration: settings, router: router, logger: logger)
+        let port = settings.port
+        server.onRun = { address in
+            logger.info("metrics listening", metadata: [
+                "address": "\(address?.description ?? "-")", "port": .stringConvertible(address?.port ?? port),
+            ])
+        }
+        return server
     }
 
     /// `service -health-check`: probes the server this configuration describes and prints one
@@ -153,6 +201,9 @@ enum App {
                 "drain_timeout": "\(server.drainTimeout.goString)",
                 "drain_linger": "\(server.drainLinger.goString)",
                 "access_log": .stringConvertible(server.accessLog),
+                "metrics": .stringConvertible(configuration.metrics),
+                "metrics_port": .stringConvertible(configuration.metricsPort),
+                "metrics_access_log": .stringConvertible(configuration.metricsAccessLog),
                 "log_level": "\(configuration.logLevel.rawValue)",
             ],
         ]

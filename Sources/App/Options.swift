@@ -17,6 +17,12 @@ struct AppConfiguration: Sendable, Equatable {
     var healthCheck: Bool
     /// How long `-health-check` waits for the whole exchange.
     var healthCheckTimeout: Duration
+    /// Serve `/metrics` (Prometheus text format).
+    var metrics = true
+    /// The port `/metrics` is served on, on the same host; 0 serves it on the main listener.
+    var metricsPort = 0
+    /// Whether scrapes of `/metrics` get access-log lines.
+    var metricsAccessLog = false
 
     /// The defaults; `--help` shows these, so they live in one place.
     init(
