@@ -6,6 +6,8 @@
 #   SCALE=10000       (idle keep-alive connections for the connection-scale step; 0 skips it)
 #   SERVICE_BIN=path  (skip the Swift build and use this binary)
 #   NGINX=false       (leave nginx out)
+#   METRICS_AB=false  (leave out the second Swift instance run with --metrics=false, which
+#                      measures what recording metrics costs)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -46,6 +48,11 @@ log "building the Go reference server"
 GO_BIN=$BIN_DIR/benchref
 declare -A BIN=([swift]=$SERVICE_BIN [go]=$GO_BIN)
 SERVERS=(swift go)
+# The same binary with metrics off, in the same rounds: the cost of recording them.
+if [[ ${METRICS_AB:-true} == true ]]; then
+    BIN[swift-nometrics]=$SERVICE_BIN
+    SERVERS+=(swift-nometrics)
+fi
 # nginx answering /health with a fixed body is the ceiling (Debian's nginx; NGINX=false skips it).
 if [[ ${NGINX:-true} == true ]]; then
     command -v nginx >/dev/null || { echo "run.sh: nginx is not installed (apt-get install nginx-light, or NGINX=false)" >&2; exit 1; }
@@ -111,7 +118,9 @@ start_server() {
         : >"$WORK/nginx.log"
         nginx -p "$prefix" -c "$prefix/nginx.conf" 2>>"$WORK/$name.stderr" &
     else
-        "${BIN[$name]}" --host=127.0.0.1 --port="${PORT[$name]}" --access-log="$ACCESS_LOG" \
+        local extra=()
+        [[ $name == swift-nometrics ]] && extra=(--metrics=false)
+        "${BIN[$name]}" --host=127.0.0.1 --port="${PORT[$name]}" --access-log="$ACCESS_LOG" "${extra[@]}" \
             >>"$WORK/$name.log" 2>>"$WORK/$name.stderr" &
     fi
     PID[$name]=$!
@@ -208,6 +217,7 @@ fi
 wrk_version=$(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }' || true)
 {
     echo "# Benchmark: Swift service vs Go net/http and nginx, GET /health"
+    [[ " ${SERVERS[*]} " == *" swift-nometrics "* ]] && echo && echo "The Swift service runs with its defaults (metrics on: every request counted and timed); *Swift service, metrics off* is the same binary with \`--metrics=false\`, in the same rounds."
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- machine: $(nproc) CPUs, $cpu_model, Linux $(uname -r)"

@@ -101,6 +101,9 @@ enum Setting: String, CaseIterable {
     case healthCheckTimeout = "health-check-timeout"
     case accessLog = "access-log"
     case logLevel = "log-level"
+    case metrics
+    case metricsPort = "metrics-port"
+    case metricsAccessLog = "metrics-access-log"
 
     /// `--read-header-timeout`
     var flag: String { "--" + rawValue }
@@ -134,6 +137,9 @@ enum Setting: String, CaseIterable {
         case .healthCheckTimeout: defaults.healthCheckTimeout.goString
         case .accessLog: String(server.accessLog)
         case .logLevel: defaults.logLevel.rawValue
+        case .metrics: String(defaults.metrics)
+        case .metricsPort: String(defaults.metricsPort)
+        case .metricsAccessLog: String(defaults.metricsAccessLog)
         }
     }
 
@@ -155,6 +161,9 @@ enum Setting: String, CaseIterable {
         case .healthCheckTimeout: "With -health-check: how long to wait for the running server's answer; must be > 0"
         case .accessLog: "Log every request as a JSON line: true or false"
         case .logLevel: "Least severe level logged: trace, debug, info, notice, warning, error or critical"
+        case .metrics: "Serve Prometheus metrics at GET /metrics: true or false"
+        case .metricsPort: "Serve /metrics on this port of the same host instead of the main listener; 0 means the main listener"
+        case .metricsAccessLog: "Log scrapes of /metrics in the access log: true or false"
         }
     }
 
@@ -167,8 +176,9 @@ enum Setting: String, CaseIterable {
             "duration"
         case .maxHeaderBytes, .maxBodyBytes: "bytes"
         case .maxConnections, .eventLoops: "count"
-        case .accessLog: "bool"
+        case .accessLog, .metrics, .metricsAccessLog: "bool"
         case .logLevel: "level"
+        case .metricsPort: "port"
         }
     }
 
@@ -362,6 +372,13 @@ struct GivenSettings: Equatable {
         try resolve(.healthCheckTimeout, .positiveDuration, into: &app.healthCheckTimeout)
         try resolve(.accessLog, .boolean, into: &app.server.accessLog)
         try resolve(.logLevel, .logLevel, into: &app.logLevel)
+        try resolve(.metrics, .boolean, into: &app.metrics)
+        try resolve(.metricsPort, .integer(in: 0...65535), into: &app.metricsPort)
+        try resolve(.metricsAccessLog, .boolean, into: &app.metricsAccessLog)
+        if app.metrics, app.metricsPort != 0, app.metricsPort == app.server.port {
+            throw InvalidSettingError(
+                message: "--metrics-port \(app.metricsPort) is the service's own port: use 0 to serve /metrics there")
+        }
         return app
     }
 }
