@@ -4,8 +4,26 @@
 // containers); a flag wins over the environment, which wins over the built-in default. The
 // options are kept as raw strings so that a bad value gets the same one-line message whether it
 // came from a flag or from the environment, naming whichever the operator actually set.
+//
+// The command line is read by the small parser below, not by swift-argument-parser (which the
+// `drill` tool still uses): that library is about 0.5 MB of the static binary, and the image
+// has a hard 16 MiB limit. The parser is driven by `Setting.allCases`, so a new setting needs
+// only its cases in `Setting`'s switches and a `resolve` call; it then parses and shows in
+// `--help`. Its rules:
+//
+// - `--name=value` and `--name value` mean the same. In the second form a value cannot start
+//   with `-` (it would be read as a missing value); write `--port=-1` to pass one.
+// - `-health-check` takes a single dash, Go style, because container health checks copied from
+//   Go services call `service -health-check`. `--health-check` stays an unknown option, as it
+//   was with ArgumentParser (its message suggests `-health-check`): one spelling an option.
+// - `--help` or `-h` anywhere before `--` prints the help and exits 0, whatever else is wrong
+//   with the line; otherwise `--version` does the same with the version.
+// - A setting given twice takes its last value, as with Go's flag package (and ArgumentParser
+//   before), so a value appended to a command line overrides an earlier one.
+// - `--` ends the options. The service takes no arguments, so anything after it is an error,
+//   `--help` included; a `--` with nothing after it is accepted, as it was.
+// - Any mistake is one line on standard error and exit status 2, like Go's flag package.
 
-import ArgumentParser
 import Logging
 import ServiceKit
 
@@ -41,7 +59,7 @@ enum CommandLineOutcome: Equatable {
     /// Start the service with this configuration.
     case run(AppConfiguration)
     /// Print `message` (with a trailing newline) to standard error or standard output, then exit
-    /// with `code`: 0 for `--help`, 2 for any usage error (like Go's flag package).
+    /// with `code`: 0 for `--help` and `--version`, 2 for any usage error (like Go's flag package).
     case exit(code: Int32, message: String, toStandardError: Bool)
 }
 
@@ -49,37 +67,24 @@ enum CommandLineOutcome: Equatable {
 ///
 /// Pure: it reads nothing but its arguments, prints nothing and never exits, so tests can call it.
 func parseCommandLine(_ arguments: [String], environment: [String: String]) -> CommandLineOutcome {
-    let given: GivenSettings
-    if let plain = GivenSettings(plainArguments: arguments) {
-        given = plain
-    } else {
-        let command: ServiceCommand
-        do {
-            command = try ServiceCommand.parse(arguments)
-        } catch {
-            // ArgumentParser reports --help (and its other built-in requests) as errors with a
-            // success exit code; those go to standard output.
-            if ServiceCommand.exitCode(for: error).isSuccess {
-                return .exit(code: 0, message: ServiceCommand.fullMessage(for: error), toStandardError: false)
-            }
-            // Its failures use 64 (EX_USAGE) or 1; we use 2 for all of them, as Go's flag package does.
-            // `message(for:)` is the error alone, without the usage block `fullMessage` appends.
-            return .exit(code: 2, message: oneLine(ServiceCommand.message(for: error)), toStandardError: true)
-        }
-        given = command.given
-    }
+    let request: CommandLineRequest
     do {
-        return .run(try given.configuration(environment: environment))
+        request = try CommandLineRequest(parsing: arguments)
     } catch {
         return .exit(code: 2, message: error.message, toStandardError: true)
     }
-}
-
-/// Joins a possibly multi-line message into one line, so every usage error is a single line.
-private func oneLine(_ message: String) -> String {
-    message.split(whereSeparator: \.isNewline)
-        .map { $0.trimmingPrefix(while: \.isWhitespace) }
-        .joined(separator: " ")
+    switch request {
+    case .help:
+        return .exit(code: 0, message: Help.text, toStandardError: false)
+    case .version:
+        return .exit(code: 0, message: "\(BuildInfo.version) (\(BuildInfo.revision))", toStandardError: false)
+    case .run(let given):
+        do {
+            return .run(try given.configuration(environment: environment))
+        } catch {
+            return .exit(code: 2, message: error.message, toStandardError: true)
+        }
+    }
 }
 
 /// The settings `service` reads. The raw value is the long flag name; the environment variable is
@@ -167,7 +172,8 @@ enum Setting: String, CaseIterable {
         }
     }
 
-    private var valueName: String {
+    /// The placeholder for the value in `--help` and in "missing value" messages: `<duration>`.
+    var valueName: String {
         switch self {
         case .host: "address"
         case .port: "port"
@@ -182,147 +188,144 @@ enum Setting: String, CaseIterable {
         }
     }
 
+    /// `--port <port>`, as `--help` lists it.
+    var usage: String { "\(flag) <\(valueName)>" }
+
     /// The help line: `TCP port to listen on; 0 picks a free one (env: PORT, default: 8080)`.
-    var help: ArgumentHelp {
-        ArgumentHelp(
-            "\(abstract) (env: \(environmentVariable), default: \(defaultText))",
-            valueName: valueName
-        )
+    var help: String {
+        "\(abstract) (env: \(environmentVariable), default: \(defaultText))"
     }
 }
 
-/// The `service` command. Every option is optional so that "not given" can fall through to the
-/// environment and then to the default; see ``GivenSettings/configuration(environment:)``.
-struct ServiceCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "service",
-        abstract: "Runs the HTTP service.",
-        discussion: """
-            Every option can also be set with the environment variable shown beside it; a flag \
-            wins over its variable, which wins over the default. An empty variable counts as \
-            unset. Durations use Go's syntax, such as 500ms, 10s, 1m30s or 1.5h.
-            """,
-        version: "\(BuildInfo.version) (\(BuildInfo.revision))"
-    )
+/// The options that are not settings: they take no value.
+enum Switch {
+    static let healthCheck = "-health-check"
+    static let help = "--help"
+    static let shortHelp = "-h"
+    static let version = "--version"
+    /// Ends the options.
+    static let endOfOptions = "--"
 
-    @Option(name: .customLong(Setting.host.rawValue), help: Setting.host.help)
-    var host: String?
+    /// Every spelling of an option that takes no value.
+    static let all = [healthCheck, help, shortHelp, version]
+}
 
-    @Option(name: .customLong(Setting.port.rawValue), help: Setting.port.help)
-    var port: String?
+/// What a command line asks for, before any setting's value is checked.
+enum CommandLineRequest: Equatable {
+    /// Serve (or health-check) with these settings.
+    case run(GivenSettings)
+    /// `--help` or `-h`.
+    case help
+    /// `--version`.
+    case version
 
-    @Option(name: .customLong(Setting.readHeaderTimeout.rawValue), help: Setting.readHeaderTimeout.help)
-    var readHeaderTimeout: String?
-
-    @Option(name: .customLong(Setting.readTimeout.rawValue), help: Setting.readTimeout.help)
-    var readTimeout: String?
-
-    @Option(name: .customLong(Setting.idleTimeout.rawValue), help: Setting.idleTimeout.help)
-    var idleTimeout: String?
-
-    @Option(name: .customLong(Setting.writeTimeout.rawValue), help: Setting.writeTimeout.help)
-    var writeTimeout: String?
-
-    @Option(name: .customLong(Setting.maxHeaderBytes.rawValue), help: Setting.maxHeaderBytes.help)
-    var maxHeaderBytes: String?
-
-    @Option(name: .customLong(Setting.maxBodyBytes.rawValue), help: Setting.maxBodyBytes.help)
-    var maxBodyBytes: String?
-
-    @Option(name: .customLong(Setting.maxConnections.rawValue), help: Setting.maxConnections.help)
-    var maxConnections: String?
-
-    @Option(name: .customLong(Setting.eventLoops.rawValue), help: Setting.eventLoops.help)
-    var eventLoops: String?
-
-    @Option(name: .customLong(Setting.shutdownDelay.rawValue), help: Setting.shutdownDelay.help)
-    var shutdownDelay: String?
-
-    @Option(name: .customLong(Setting.drainTimeout.rawValue), help: Setting.drainTimeout.help)
-    var drainTimeout: String?
-
-    @Option(name: .customLong(Setting.drainLinger.rawValue), help: Setting.drainLinger.help)
-    var drainLinger: String?
-
-    @Option(name: .customLong(Setting.healthCheckTimeout.rawValue), help: Setting.healthCheckTimeout.help)
-    var healthCheckTimeout: String?
-
-    @Option(name: .customLong(Setting.accessLog.rawValue), help: Setting.accessLog.help)
-    var accessLog: String?
-
-    @Option(name: .customLong(Setting.logLevel.rawValue), help: Setting.logLevel.help)
-    var logLevel: String?
-
-    // Go-style single dash, because container health checks copied from Go services call
-    // `service -health-check`.
-    @Flag(
-        name: .customLong("health-check", withSingleDash: true),
-        help: "Probe GET /health of the server running on this host and port (over loopback), exit 0 on 200, 1 otherwise"
-    )
-    var healthCheck = false
-
-    /// The values given, for ``GivenSettings/configuration(environment:)``.
-    var given: GivenSettings {
-        let flags: [(Setting, String?)] = [
-            (.host, host), (.port, port), (.readHeaderTimeout, readHeaderTimeout), (.readTimeout, readTimeout),
-            (.idleTimeout, idleTimeout), (.writeTimeout, writeTimeout), (.maxHeaderBytes, maxHeaderBytes),
-            (.maxBodyBytes, maxBodyBytes), (.maxConnections, maxConnections), (.eventLoops, eventLoops),
-            (.shutdownDelay, shutdownDelay), (.drainTimeout, drainTimeout), (.drainLinger, drainLinger),
-            (.healthCheckTimeout, healthCheckTimeout), (.accessLog, accessLog), (.logLevel, logLevel),
-        ]
-        var given = GivenSettings(healthCheck: healthCheck)
-        for case let (setting, value?) in flags { given.values[setting] = value }
-        return given
+    /// Reads a command line (without argv[0]). `--help` and `-h` win over everything else, and
+    /// `--version` over everything but them, so that a mistake elsewhere on the line (a typo, a
+    /// value that is not valid yet) never hides the help the operator asked for. Only the
+    /// options before `--` count.
+    init(parsing arguments: [String]) throws(UsageError) {
+        let options = arguments.prefix { $0 != Switch.endOfOptions }
+        if options.contains(where: { $0 == Switch.help || $0 == Switch.shortHelp }) {
+            self = .help
+        } else if options.contains(Switch.version) {
+            self = .version
+        } else {
+            self = .run(try GivenSettings(arguments: arguments))
+        }
     }
 }
 
-/// The settings given on the command line, as raw strings: what ``ServiceCommand`` parsed, or
-/// what ``init(plainArguments:)`` read without it.
+/// A command line that does not parse; `message` is the one line to show.
+struct UsageError: Error, Equatable {
+    var message: String
+
+    static func unknownOption(_ name: Substring) -> UsageError {
+        // debugDescription quotes and escapes what was typed, keeping the message on one line.
+        let typed = String(name).debugDescription
+        guard let known = closestOption(to: name) else { return UsageError(message: "unknown option \(typed)") }
+        return UsageError(message: "unknown option \(typed); did you mean \(known)?")
+    }
+
+
+    static func takesNoValue(_ option: Substring) -> UsageError {
+        UsageError(message: "option \(option) takes no value")
+    }
+
+    /// `next` is the argument that followed the option, if any.
+    static func missingValue(_ setting: Setting, next: String?) -> UsageError {
+        let message = "missing value for \(setting.usage)"
+        // `--port -1`: say how to pass a value that starts with a dash, unless the next argument
+        // is itself an option (`--port --host ::1` just forgot the port).
+        if let next, next.hasPrefix("-"), !next.hasPrefix("--"), !Switch.all.contains(next) {
+            return UsageError(message: "\(message); write \(setting.flag)=\(next) for a value starting with \"-\"")
+        }
+        return UsageError(message: message)
+    }
+
+    static func unexpectedArgument(_ argument: String) -> UsageError {
+        UsageError(message: "unexpected argument \(argument.debugDescription); the service takes only options")
+    }
+}
+
+/// The settings given on the command line, as raw strings; ``configuration(environment:)``
+/// checks them.
 struct GivenSettings: Equatable {
     var values: [Setting: String] = [:]
     var healthCheck = false
 
-    /// Reads a command line made only of the forms a deployment writes: `--setting=value`,
-    /// `--setting value` and `-health-check`, each setting at most once. Returns nil for
-    /// anything else (`--help`, `--version`, an unknown or repeated name, a missing or empty
-    /// value, a value starting with `-`, a positional argument), which ArgumentParser then parses,
-    /// so its messages and its rules stay the only ones.
+    init(healthCheck: Bool = false) {
+        self.healthCheck = healthCheck
+    }
+
+    /// Reads the options of a command line that asks neither for help nor for the version (see
+    /// ``CommandLineRequest/init(parsing:)``); the rules are at the top of this file.
     ///
-    /// Why not always ArgumentParser: it builds its model of the command by reflection, and the
-    /// runtime type and conformance lookups that takes were 1.4 ms of a 4.7 ms start to the
-    /// "service started" line (static build; 1.7 -> 0.3 ms) and 0.4 MiB of idle RSS, text the
-    /// server never uses again.
-    init?(plainArguments arguments: [String]) {
-        var index = arguments.startIndex
-        while index < arguments.endIndex {
-            let argument = arguments[index]
-            index += 1
-            if argument == "-health-check" {
-                guard !healthCheck else { return nil }
+    /// Cheap on purpose: it runs at every start. No reflection (ArgumentParser built its model of
+    /// the command that way, and its runtime type and conformance lookups were 1.4 ms of a 4.7 ms
+    /// start and 0.4 MiB of idle RSS), and no regex or `_StringProcessing` algorithms.
+    init(arguments: [String]) throws(UsageError) {
+        var remaining = arguments[...]
+        while let argument = remaining.popFirst() {
+            if argument == Switch.endOfOptions {
+                if let extra = remaining.first { throw UsageError.unexpectedArgument(extra) }
+                return
+            }
+            if argument == Switch.healthCheck {
                 healthCheck = true
                 continue
             }
-            guard argument.hasPrefix("--") else { return nil }
+            // `-` alone is an argument by convention (standard input), not an option.
+            guard argument.hasPrefix("-"), argument != "-" else { throw UsageError.unexpectedArgument(argument) }
+
             let name: Substring
-            let value: String
+            let inlineValue: Substring?
             if let equals = argument.firstIndex(of: "=") {
-                name = argument[argument.index(argument.startIndex, offsetBy: 2)..<equals]
-                value = String(argument[argument.index(after: equals)...])
+                name = argument[..<equals]
+                inlineValue = argument[argument.index(after: equals)...]
             } else {
-                guard index < arguments.endIndex else { return nil }
-                name = argument.dropFirst(2)
-                value = arguments[index]
-                index += 1
+                name = argument[...]
+                inlineValue = nil
             }
-            guard let setting = Setting(rawValue: String(name)), values[setting] == nil,
-                  !value.isEmpty, !value.hasPrefix("-")
-            else { return nil }
+            guard name.hasPrefix("--"), let setting = Setting(rawValue: String(name.dropFirst(2))) else {
+                if inlineValue != nil, Switch.all.contains(String(name)) { throw UsageError.takesNoValue(name) }
+                // `--=x` has no name to show; show what was typed.
+                throw UsageError.unknownOption(name == Switch.endOfOptions ? argument[...] : name)
+            }
+
+            let value: String
+            if let inlineValue {
+                value = String(inlineValue)
+            } else if let next = remaining.first, !next.hasPrefix("-") {
+                value = next
+                remaining = remaining.dropFirst()
+            } else {
+                throw UsageError.missingValue(setting, next: remaining.first)
+            }
+            // `--port=` is a mistake, not "unset": an empty variable means unset because compose
+            // files write `PORT=` for "no value", but nobody types an empty flag on purpose.
+            guard !value.isEmpty else { throw UsageError.missingValue(setting, next: nil) }
             values[setting] = value
         }
-    }
-
-    init(healthCheck: Bool = false) {
-        self.healthCheck = healthCheck
     }
 
     /// Resolves every setting (flag, then environment, then default) and validates it.
@@ -464,4 +467,109 @@ private func isIPAddressLiteral(_ text: String) -> Bool {
     return text.withCString { cString in
         inet_pton(AF_INET, cString, &ipv4) == 1 || inet_pton(AF_INET6, cString, &ipv6) == 1
     }
+}
+
+/// `service --help`, laid out as swift-argument-parser laid it out before this parser replaced
+/// it: the overview, the usage line, then every option with its help in a column of its own,
+/// wrapped to fit 80 columns. The settings' entries come from `Setting.allCases`.
+enum Help {
+    /// The longest line: an 80-column terminal less its last column, as ArgumentParser wrapped
+    /// (a line that fills the row makes some terminals add a blank line after it).
+    static let width = 79
+    /// Where each option's help starts; a longer option puts its help on the lines below it.
+    static let helpColumn = 26
+
+    static let discussion = """
+        Every option can also be set with the environment variable shown beside it; a flag \
+        wins over its variable, which wins over the default. An empty variable counts as \
+        unset. Durations use Go's syntax, such as 500ms, 10s, 1m30s or 1.5h.
+        """
+
+    static var text: String {
+        var lines = ["OVERVIEW: Runs the HTTP service.", ""]
+        lines += wrap(discussion, width: width)
+        lines += ["", "USAGE: service <options>", "", "OPTIONS:"]
+        let entries = Setting.allCases.map { ($0.usage, $0.help) } + [
+            (
+                Switch.healthCheck,
+                "Probe GET /health of the server running on this host and port (over loopback), exit 0 on 200, 1 otherwise"
+            ),
+            (Switch.version, "Show the version."),
+            ("\(Switch.shortHelp), \(Switch.help)", "Show help information."),
+        ]
+        let indent = String(repeating: " ", count: helpColumn)
+        for (option, help) in entries {
+            let label = "  " + option
+            var helpLines = wrap(help, width: width - helpColumn)[...]
+            // At least two spaces between the option and its help, or the help goes below.
+            if label.count + 2 <= helpColumn, let first = helpLines.popFirst() {
+                lines.append(label + String(repeating: " ", count: helpColumn - label.count) + first)
+            } else {
+                lines.append(label)
+            }
+            lines += helpLines.map { indent + $0 }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Splits `text` at spaces into lines of at most `width` characters; a longer word gets a
+    /// line of its own.
+    static func wrap(_ text: String, width: Int) -> [String] {
+        var lines: [String] = []
+        var line = ""
+        for word in text.split(separator: " ") {
+            if line.isEmpty {
+                line = String(word)
+            } else if line.count + 1 + word.count <= width {
+                line += " " + word
+            } else {
+                lines.append(line)
+                line = String(word)
+            }
+        }
+        if !line.isEmpty { lines.append(line) }
+        return lines
+    }
+}
+
+/// The known option an unknown one was probably meant to be: the same name with the other number
+/// of dashes (`-port`, `--health-check`), a typo of at most two letters (`--prot`), or the start
+/// of exactly one option's name (`--max-conn`). Nil when nothing is that close.
+private func closestOption(to typed: Substring) -> String? {
+    func bare(_ option: Substring) -> Substring { option.drop { $0 == "-" } }
+    let name = bare(typed)
+    guard !name.isEmpty else { return nil }
+    let known = Setting.allCases.map(\.flag) + [Switch.healthCheck, Switch.version, Switch.help]
+    if let same = known.first(where: { bare($0[...]) == name }) { return same }
+
+    let typedBytes = Array(name.utf8)
+    var closest: (option: String, distance: Int)?
+    for option in known {
+        let candidate = Array(bare(option[...]).utf8)
+        // The distance is at least the difference in length; skip the work when that is too much.
+        guard abs(candidate.count - typedBytes.count) <= 2 else { continue }
+        let distance = editDistance(typedBytes, candidate)
+        if distance <= 2, distance < (closest?.distance ?? .max) { closest = (option, distance) }
+    }
+    if let closest { return closest.option }
+
+    let extended = known.filter { bare($0[...]).hasPrefix(name) }
+    return extended.count == 1 ? extended.first : nil
+}
+
+/// Levenshtein distance: the fewest single-byte insertions, deletions and substitutions that
+/// turn `a` into `b`.
+private func editDistance(_ a: [UInt8], _ b: [UInt8]) -> Int {
+    // previous[j]: the distance from the first i bytes of `a` to the first j bytes of `b`.
+    var previous = Array(0...b.count)
+    for (i, byteOfA) in a.enumerated() {
+        var current = [i + 1]
+        current.reserveCapacity(b.count + 1)
+        for (j, byteOfB) in b.enumerated() {
+            let substitution = previous[j] + (byteOfA == byteOfB ? 0 : 1)
+            current.append(min(substitution, previous[j + 1] + 1, current[j] + 1))
+        }
+        previous = current
+    }
+    return previous.last ?? a.count
 }

@@ -76,7 +76,8 @@ struct OptionsTests {
         (.idleTimeout, "IDLE_TIMEOUT"), (.writeTimeout, "WRITE_TIMEOUT"),
         (.maxHeaderBytes, "MAX_HEADER_BYTES"), (.maxBodyBytes, "MAX_BODY_BYTES"),
         (.maxConnections, "MAX_CONNECTIONS"), (.eventLoops, "EVENT_LOOPS"),
-        (.drainTimeout, "DRAIN_TIMEOUT"), (.accessLog, "ACCESS_LOG"), (.logLevel, "LOG_LEVEL"),
+        (.shutdownDelay, "SHUTDOWN_DELAY"), (.drainTimeout, "DRAIN_TIMEOUT"), (.drainLinger, "DRAIN_LINGER"),
+        (.healthCheckTimeout, "HEALTH_CHECK_TIMEOUT"), (.accessLog, "ACCESS_LOG"), (.logLevel, "LOG_LEVEL"),
     ])
     func environmentVariableNames(setting: Setting, name: String) {
         #expect(setting.environmentVariable == name)
@@ -103,7 +104,10 @@ struct OptionsTests {
         (.maxBodyBytes, "10485760", { $0.server.maxBodyBytes = 10_485_760 }),
         (.maxConnections, "1", { $0.server.maxConnections = 1 }),
         (.eventLoops, "4", { $0.server.eventLoops = 4 }),
+        (.shutdownDelay, "5s", { $0.server.shutdownDelay = .seconds(5) }),
         (.drainTimeout, "1h", { $0.server.drainTimeout = .seconds(3600) }),
+        (.drainLinger, "0", { $0.server.drainLinger = .zero }),
+        (.healthCheckTimeout, "500ms", { $0.healthCheckTimeout = .milliseconds(500) }),
         (.accessLog, "false", { $0.server.accessLog = false }),
         (.accessLog, "0", { $0.server.accessLog = false }),
         (.accessLog, "no", { $0.server.accessLog = false }),
@@ -118,6 +122,9 @@ struct OptionsTests {
         (.logLevel, "warning", { $0.logLevel = .warning }),
         (.logLevel, "error", { $0.logLevel = .error }),
         (.logLevel, "CRITICAL", { $0.logLevel = .critical }),
+        (.metrics, "false", { $0.metrics = false }),
+        (.metricsPort, "9090", { $0.metricsPort = 9090 }),
+        (.metricsAccessLog, "true", { $0.metricsAccessLog = true }),
     ]
 
     @Test("each environment variable overrides its default", arguments: validValues)
@@ -153,11 +160,6 @@ struct OptionsTests {
         })
     }
 
-    @Test("the last of a repeated flag wins")
-    func repeatedFlag() {
-        #expect(configuration(["--port", "1", "--port", "2"])?.server.port == 2)
-    }
-
     @Test("-health-check is parsed with a single dash")
     func healthCheckFlag() {
         #expect(configuration(["-health-check"]) == defaults { $0.healthCheck = true })
@@ -167,32 +169,75 @@ struct OptionsTests {
         })
     }
 
-    // MARK: Plain command lines, read without ArgumentParser
+    // MARK: Command-line syntax
 
-    /// Every setting in both spellings, then a few together.
-    static let plainCommandLines: [[String]] = Setting.allCases.flatMap { setting -> [[String]] in
-        let value = validValues.first { $0.0 == setting }?.1 ?? "1"
-        return [[setting.flag, value], ["\(setting.flag)=\(value)"]]
-    } + [
-        [],
-        ["-health-check"],
-        ["--host", "127.0.0.1", "--port=0", "-health-check", "--access-log=false"],
-        ["--host=::1", "--drain-linger", "0", "--log-level", "DEBUG"],
-    ]
-
-    @Test("a plain command line is read as ArgumentParser reads it", arguments: plainCommandLines)
-    func plainCommandLineMatchesArgumentParser(arguments: [String]) throws {
-        let plain = try #require(GivenSettings(plainArguments: arguments))
-        #expect(plain == (try ServiceCommand.parse(arguments)).given)
+    @Test("every setting has a valid and an invalid value in the tables above")
+    func tablesCoverEverySetting() {
+        // A new setting must be added to both tables, so that every test below covers it too.
+        #expect(Set(Self.validValues.map(\.0)) == Set(Setting.allCases))
+        #expect(Set(Self.invalidValues.map(\.0)) == Set(Setting.allCases))
     }
 
-    @Test("anything else is left to ArgumentParser", arguments: [
-        ["--help"], ["-h"], ["--version"], ["--port", "1", "--port", "2"], ["--port=-1"], ["--port", "-1"],
-        ["--port="], ["--port"], ["serve"], ["--prot", "80"], ["-health-check", "-health-check"],
-        ["--health-check"], ["--"], ["--port", "80", "--help"], ["-port", "80"],
-    ])
-    func otherCommandLinesGoToArgumentParser(arguments: [String]) {
-        #expect(GivenSettings(plainArguments: arguments) == nil)
+    @Test("the last of a repeated setting wins, whatever the spelling")
+    func repeatedSetting() {
+        #expect(configuration(["--port", "1", "--port", "2"])?.server.port == 2)
+        #expect(configuration(["--port=1", "--port", "3"])?.server.port == 3)
+        #expect(configuration(["--port", "4", "--port=5", "-health-check", "-health-check"]) == defaults {
+            $0.server.port = 5
+            $0.healthCheck = true
+        })
+    }
+
+    @Test("--name=value and --name value read the same, valid or not", arguments: Setting.allCases)
+    func bothSpellingsReadTheSame(setting: Setting) throws {
+        let valid = try #require(Self.validValues.first { $0.0 == setting }?.1)
+        let separate = try GivenSettings(arguments: [setting.flag, valid])
+        let joined = try GivenSettings(arguments: ["\(setting.flag)=\(valid)"])
+        #expect(separate.values == [setting: valid])
+        #expect(joined == separate)
+
+        let invalid = try #require(Self.invalidValues.first { $0.0 == setting && !$0.1.hasPrefix("-") }?.1)
+        let outcome = parseCommandLine([setting.flag, invalid], environment: [:])
+        guard case .exit(2, _, true) = outcome else {
+            Issue.record("expected exit 2, got \(outcome)")
+            return
+        }
+        #expect(parseCommandLine(["\(setting.flag)=\(invalid)"], environment: [:]) == outcome)
+    }
+
+    @Test("a command line mixing both spellings and -health-check gives each setting its value")
+    func mixedCommandLine() throws {
+        let given = try GivenSettings(arguments: [
+            "--host", "127.0.0.1", "--port=0", "-health-check", "--access-log=false", "--log-level", "DEBUG",
+        ])
+        #expect(given.values == [.host: "127.0.0.1", .port: "0", .accessLog: "false", .logLevel: "DEBUG"])
+        #expect(given.healthCheck)
+        #expect(try GivenSettings(arguments: []) == GivenSettings())
+    }
+
+    @Test("after =, a value may start with - or hold another =, and is checked like any value")
+    func valueAfterEquals() throws {
+        #expect(try GivenSettings(arguments: ["--port=-1"]).values == [.port: "-1"])
+        #expect(try GivenSettings(arguments: ["--host=1.2.3.4=5"]).values == [.host: "1.2.3.4=5"])
+        #expect(try GivenSettings(arguments: ["--host=--port"]).values == [.host: "--port"])
+        #expect(parseCommandLine(["--port=-1"], environment: [:]) == .exit(
+            code: 2, message: #"invalid value "-1" for --port: expected an integer from 0 to 65535"#, toStandardError: true
+        ))
+        #expect(parseCommandLine(["--read-timeout=-5s"], environment: [:]) == .exit(
+            code: 2,
+            message: #"invalid value "-5s" for --read-timeout: expected a duration such as 500ms, 10s or 2m (0 disables)"#,
+            toStandardError: true
+        ))
+    }
+
+    @Test("-- ends the options; a trailing one is accepted")
+    func endOfOptions() {
+        #expect(configuration(["--"]) == AppConfiguration())
+        #expect(configuration(["--port", "1", "--"]) == defaults { $0.server.port = 1 })
+        #expect(configuration(["--port=1", "-health-check", "--"]) == defaults {
+            $0.server.port = 1
+            $0.healthCheck = true
+        })
     }
 
     // MARK: Invalid values
@@ -215,16 +260,25 @@ struct OptionsTests {
         (.readHeaderTimeout, "0s", "a duration such as 500ms, 10s or 2m"),
         (.readHeaderTimeout, "10", "a duration such as 500ms, 10s or 2m"),
         (.readTimeout, "-5s", "a duration such as 500ms, 10s or 2m (0 disables)"),
+        (.readTimeout, "5", "a duration such as 500ms, 10s or 2m (0 disables)"),
         (.idleTimeout, "1d", "a duration such as 500ms, 10s or 2m (0 disables)"),
         (.writeTimeout, "10 s", "a duration such as 500ms, 10s or 2m (0 disables)"),
         (.maxHeaderBytes, "1023", "an integer of at least 1024"),
         (.maxHeaderBytes, "16k", "an integer of at least 1024"),
         (.maxBodyBytes, "-1", "an integer of at least 0"),
+        (.maxBodyBytes, "1MB", "an integer of at least 0"),
         (.maxConnections, "0", "an integer of at least 1"),
         (.eventLoops, "-1", "an integer of at least 0"),
         (.eventLoops, "many", "an integer of at least 0"),
+        (.shutdownDelay, "soon", "a duration such as 500ms, 10s or 2m (0 disables)"),
         (.drainTimeout, "0", "a duration such as 500ms, 10s or 2m"),
         (.drainTimeout, "1e3s", "a duration such as 500ms, 10s or 2m"),
+        (.drainLinger, "-1s", "a duration such as 500ms, 10s or 2m (0 disables)"),
+        (.metrics, "maybe", "true or false (or 1/0, yes/no, on/off)"),
+        (.metricsPort, "65536", "an integer from 0 to 65535"),
+        (.metricsAccessLog, "2", "true or false (or 1/0, yes/no, on/off)"),
+        (.drainLinger, "forever", "a duration such as 500ms, 10s or 2m (0 disables)"),
+        (.healthCheckTimeout, "0", "a duration such as 500ms, 10s or 2m"),
         (.accessLog, "maybe", "true or false"),
         (.accessLog, "2", "true or false"),
         (.logLevel, "loud", "one of trace, debug, info, notice, warning, error, critical"),
@@ -289,64 +343,156 @@ struct OptionsTests {
         #expect(message.contains("--port"))
     }
 
-    // MARK: ArgumentParser's own errors
+    // MARK: Usage errors
 
-    @Test("usage errors exit 2 with one line naming the offending argument", arguments: [
-        (["--prot", "80"], "--prot"),
-        (["--unknown"], "--unknown"),
-        (["--health-check"], "--health-check"),  // the flag takes a single dash, like Go's
-        (["-port", "80"], "-port"),
-        (["--port"], "--port"),  // missing value
-        (["serve"], "serve"),  // unexpected positional argument
+    @Test("usage errors exit 2 with one line on standard error", arguments: [
+        // Unknown options, with a guess where one is close.
+        (["--prot", "80"], #"unknown option "--prot"; did you mean --port?"#),
+        (["--prot=80"], #"unknown option "--prot"; did you mean --port?"#),
+        (["--drain-timeot", "1s"], #"unknown option "--drain-timeot"; did you mean --drain-timeout?"#),
+        (["--verison"], #"unknown option "--verison"; did you mean --version?"#),
+        (["--max-conn", "5"], #"unknown option "--max-conn"; did you mean --max-connections?"#),
+        (["-v"], #"unknown option "-v"; did you mean --version?"#),
+        // The right name with the wrong number of dashes.
+        (["--health-check"], #"unknown option "--health-check"; did you mean -health-check?"#),
+        (["-port", "80"], #"unknown option "-port"; did you mean --port?"#),
+        (["-help"], #"unknown option "-help"; did you mean --help?"#),
+        (["-health-check-timeout=1s"], #"unknown option "-health-check-timeout"; did you mean --health-check-timeout?"#),
+        // Nothing close, or the start of several names: no guess.
+        (["--unknown"], #"unknown option "--unknown""#),
+        (["--max", "5"], #"unknown option "--max""#),
+        (["-x"], #"unknown option "-x""#),
+        (["--=5"], #"unknown option "--=5""#),
+        (["--bad\nname"], #"unknown option "--bad\nname""#),
+        // Missing values.
+        (["--port"], "missing value for --port <port>"),
+        (["--port="], "missing value for --port <port>"),
+        (["--port", ""], "missing value for --port <port>"),
+        (["--host", "--port", "80"], "missing value for --host <address>"),
+        (["--host", "-health-check"], "missing value for --host <address>"),
+        (["--port", "-1"], #"missing value for --port <port>; write --port=-1 for a value starting with "-""#),
+        (["--read-timeout", "-5s"], #"missing value for --read-timeout <duration>; write --read-timeout=-5s for a value starting with "-""#),
+        // Values for options that take none.
+        (["-health-check=true"], "option -health-check takes no value"),
+        (["--version=1"], "option --version takes no value"),
+        (["--help=1"], "option --help takes no value"),
+        // Arguments.
+        (["serve"], #"unexpected argument "serve"; the service takes only options"#),
+        (["--port", "80", "serve"], #"unexpected argument "serve"; the service takes only options"#),
+        (["-"], #"unexpected argument "-"; the service takes only options"#),
+        (["--", "serve"], #"unexpected argument "serve"; the service takes only options"#),
+        (["--", "--port", "1"], #"unexpected argument "--port"; the service takes only options"#),
+        // After --, --help and --version are arguments too.
+        (["--", "--help"], #"unexpected argument "--help"; the service takes only options"#),
+        (["--", "--version"], #"unexpected argument "--version"; the service takes only options"#),
+        // The first mistake on the line is the one reported.
+        (["serve", "--prot"], #"unexpected argument "serve"; the service takes only options"#),
     ])
-    func usageErrors(arguments: [String], named: String) {
-        guard case .exit(let code, let message, let toStandardError) = parseCommandLine(arguments, environment: [:]) else {
-            Issue.record("expected exit for \(arguments)")
-            return
-        }
-        #expect(code == 2)
-        #expect(toStandardError)
-        #expect(message.contains(named))
-        #expect(!message.isEmpty && !message.contains("\n"))
+    func usageErrors(arguments: [String], message: String) {
+        #expect(parseCommandLine(arguments, environment: [:]) == .exit(code: 2, message: message, toStandardError: true))
+        #expect(!message.contains("\n"))
     }
 
-    // MARK: Help
+    @Test("a usage error is reported before any bad value, from a flag or the environment")
+    func usageErrorBeforeBadValues() {
+        #expect(parseCommandLine(["--port", "99999", "--prot", "1"], environment: ["LOG_LEVEL": "loud"]) == .exit(
+            code: 2, message: #"unknown option "--prot"; did you mean --port?"#, toStandardError: true
+        ))
+    }
 
-    @Test("--help and -h exit 0 with the full help on standard output", arguments: ["--help", "-h"])
-    func help(flag: String) {
-        guard case .exit(let code, let message, let toStandardError) = parseCommandLine([flag], environment: [:]) else {
-            Issue.record("expected exit")
-            return
+    // MARK: Help and version
+
+    /// The help `parseCommandLine` gives for `arguments`, or nil (with a recorded issue) for anything else.
+    private func helpOutput(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) -> String? {
+        guard case .exit(0, let message, false) = parseCommandLine(arguments, environment: ["PORT": "x"]),
+              message.hasPrefix("OVERVIEW:")
+        else {
+            Issue.record("expected help for \(arguments)", sourceLocation: sourceLocation)
+            return nil
         }
-        #expect(code == 0)
-        #expect(!toStandardError)
-        let help = normalizingWhitespace(message)
-        #expect(help.contains("USAGE: service"))
+        return message
+    }
+
+    @Test("--help and -h give the same help, on standard output with exit 0")
+    func helpAndShortHelp() throws {
+        let long = try #require(helpOutput(["--help"]))
+        #expect(helpOutput(["-h"]) == long)
+        #expect(long == Help.text)
+    }
+
+    @Test("the help has the overview, the usage line and every option with its env variable and default")
+    func helpContent() throws {
+        let help = normalizingWhitespace(try #require(helpOutput(["--help"])))
+        #expect(help.hasPrefix("OVERVIEW: Runs the HTTP service. "))
+        #expect(help.contains(normalizingWhitespace(Help.discussion)))
+        #expect(help.contains("USAGE: service <options> OPTIONS:"))
         for setting in Setting.allCases {
-            #expect(help.contains(setting.flag + " <"), "\(setting.flag)")
+            #expect(help.contains("\(setting.flag) <\(setting.valueName)> "), "\(setting)")
             #expect(help.contains("(env: \(setting.environmentVariable), default: \(setting.defaultText))"), "\(setting)")
         }
-        #expect(help.contains("-health-check Probe GET /health"))
+        #expect(help.contains("-health-check Probe GET /health of the server"))
+        #expect(help.contains("--version Show the version."))
+        #expect(help.hasSuffix("-h, --help Show help information."))
     }
 
-    @Test("--version prints the stamped version and revision and exits 0")
-    func version() {
-        guard case .exit(let code, let message, let toStandardError) = parseCommandLine(["--version"], environment: [:]) else {
-            Issue.record("expected exit")
-            return
+    @Test("the help lists each option once, settings first in their declared order")
+    func helpOrder() throws {
+        let lines = try #require(helpOutput(["--help"])).split(separator: "\n", omittingEmptySubsequences: false)
+        // An option's line starts with two spaces and a dash; its name is the first word.
+        let options = lines.filter { $0.hasPrefix("  -") }.compactMap { $0.split(separator: " ").first }
+        #expect(options == Setting.allCases.map { Substring($0.flag) } + ["-health-check", "--version", "-h,"])
+    }
+
+    @Test("the help is laid out in two columns within 80 columns, as ArgumentParser laid it out")
+    func helpLayout() throws {
+        let text = try #require(helpOutput(["--help"]))
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        for line in lines {
+            #expect(line.count <= 79, "\(line)")
+            #expect(line.last != " ", "trailing space: \(line)")
         }
-        #expect(code == 0)
-        #expect(!toStandardError)
-        #expect(message == "\(BuildInfo.version) (\(BuildInfo.revision))")
+        // Under OPTIONS:, every line is an option with its help starting at column 26, an option
+        // alone (too long to share its line), or a continuation of the help at column 26.
+        let options = lines.drop { $0 != "OPTIONS:" }.dropFirst()
+        #expect(options.count > Setting.allCases.count)
+        for line in options {
+            let (left, right) = (line.prefix(26), line.dropFirst(26))
+            let helpAt26 = right.first.map { $0 != " " } ?? false
+            let continuation = left.allSatisfy { $0 == " " } && helpAt26
+            let optionWithHelp = line.hasPrefix("  -") && left.hasSuffix("  ") && helpAt26
+            let optionAlone = line.hasPrefix("  -") && !line.dropFirst(2).contains("  ")
+            #expect(continuation || optionWithHelp || optionAlone, "\(line)")
+        }
+        // Two options as ArgumentParser printed them: one short enough to share its line with
+        // its help, one that puts its help below.
+        #expect(text.contains("""
+              --port <port>           TCP port to listen on; 0 picks a free one (env: PORT,
+                                      default: 8080)
+              --read-header-timeout <duration>
+                                      Time allowed to read a request's header section; must
+                                      be > 0 (env: READ_HEADER_TIMEOUT, default: 10s)
+              --read-timeout <duration>
+            """))
+        #expect(text.contains("""
+            unset. Durations use Go's syntax, such as 500ms, 10s, 1m30s or 1.5h.
+
+            USAGE: service <options>
+
+            OPTIONS:
+            """))
+    }
+
+    @Test("wrapping breaks at spaces, keeps a line up to the width, and gives a long word its own line")
+    func wrap() {
+        #expect(Help.wrap("aaa bbb ccc", width: 7) == ["aaa bbb", "ccc"])
+        #expect(Help.wrap("aaa bbb ccc", width: 6) == ["aaa", "bbb", "ccc"])
+        #expect(Help.wrap("a verylongword b", width: 5) == ["a", "verylongword", "b"])
+        #expect(Help.wrap("", width: 5) == [])
     }
 
     @Test("--help shows each default as the service starts with it")
-    func helpDefaults() {
-        guard case .exit(0, let message, false) = parseCommandLine(["--help"], environment: [:]) else {
-            Issue.record("expected help")
-            return
-        }
-        let help = normalizingWhitespace(message)
+    func helpDefaults() throws {
+        let help = normalizingWhitespace(try #require(helpOutput(["--help"])))
         for expected in [
             "--port <port> TCP port to listen on; 0 picks a free one (env: PORT, default: 8080)",
             "(env: HOST, default: 0.0.0.0)",
@@ -358,7 +504,10 @@ struct OptionsTests {
             "(env: MAX_BODY_BYTES, default: 1048576)",
             "(env: MAX_CONNECTIONS, default: 10000)",
             "(env: EVENT_LOOPS, default: 0)",
+            "(env: SHUTDOWN_DELAY, default: 0s)",
             "(env: DRAIN_TIMEOUT, default: 25s)",
+            "(env: DRAIN_LINGER, default: 1s)",
+            "(env: HEALTH_CHECK_TIMEOUT, default: 2s)",
             "(env: ACCESS_LOG, default: true)",
             "(env: LOG_LEVEL, default: info)",
         ] {
@@ -366,11 +515,38 @@ struct OptionsTests {
         }
     }
 
-    @Test("--help wins over bad values elsewhere")
-    func helpWithBadValues() {
-        guard case .exit(0, _, false) = parseCommandLine(["--port", "99999", "--help"], environment: ["PORT": "x"]) else {
-            Issue.record("expected help")
-            return
-        }
+    @Test("--help or -h anywhere before -- wins over every other mistake and over --version", arguments: [
+        ["--port", "99999", "--help"],
+        ["--prot", "80", "-h"],
+        ["--port", "1", "--port", "2", "--help"],
+        ["serve", "--help"],
+        ["--port", "--help"],
+        ["-health-check=yes", "-h"],
+        ["--version", "--help"],
+        ["-h", "--version"],
+        ["-h", "--", "serve"],
+    ])
+    func helpWins(arguments: [String]) {
+        // helpOutput() passes a bad PORT too.
+        #expect(helpOutput(arguments) == Help.text)
+    }
+
+    @Test("--version prints the stamped version and revision and exits 0")
+    func version() {
+        #expect(parseCommandLine(["--version"], environment: [:]) == .exit(
+            code: 0, message: "\(BuildInfo.version) (\(BuildInfo.revision))", toStandardError: false
+        ))
+    }
+
+    @Test("--version wins over every mistake but --help", arguments: [
+        ["--version", "--prot"],
+        ["--port", "99999", "--version"],
+        ["serve", "--version"],
+        ["--version", "--", "serve"],
+    ])
+    func versionWins(arguments: [String]) {
+        #expect(parseCommandLine(arguments, environment: ["PORT": "x"]) == .exit(
+            code: 0, message: "\(BuildInfo.version) (\(BuildInfo.revision))", toStandardError: false
+        ))
     }
 }

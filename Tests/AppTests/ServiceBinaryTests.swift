@@ -48,6 +48,8 @@ import TestSupport
         (["--port", "70000"], [:], "--port"),
         ([], ["READ_HEADER_TIMEOUT": "abc"], "READ_HEADER_TIMEOUT"),
         (["--no-such-flag"], [:], "no-such-flag"),
+        (["--port", "1", "--port", "70000"], [:], "--port"),
+        (["serve"], [:], "serve"),
         (["--log-level", "loud"], [:], "--log-level"),
         ([], ["MAX_CONNECTIONS": "0"], "MAX_CONNECTIONS"),
     ] as [([String], [String: String], String)])
@@ -70,6 +72,13 @@ import TestSupport
             #expect(help.contains("env: \(name)"), "\(name)")
         }
         #expect(help.contains("(env: PORT, default: 8080)"))
+    }
+
+    @Test func versionPrintsOneLineAndExits0() throws {
+        let result = try run(["--version"], environment: ["PORT": "bogus"])
+        #expect(result.status == 0)
+        #expect(result.stderr.isEmpty)
+        #expect(result.stdout.hasSuffix(")\n") && result.stdout.split(separator: "\n").count == 1, "\(result.stdout)")
     }
 
     @Test func addressInUseLogsAJSONErrorAndExits1() throws {
