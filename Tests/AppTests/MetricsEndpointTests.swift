@@ -158,7 +158,7 @@ import TestSupport
         #expect(text.contains(message), "\(text)")
     }
 
-    @Test func librariesReportIntoTheSameRegistryAndOurNamesGetHelpText() throws {
+    @Test func librariesReportIntoTheSameRegistryAndOurNamesGetHelpText() async throws {
         let metrics = AppMetrics(version: "1.2.3", revision: "abc")
         // A library's metrics, through swift-metrics only.
         CoreMetrics.Counter(label: "db_queries_total", dimensions: [("table", "users")], factory: metrics.factory)
@@ -169,9 +169,7 @@ import TestSupport
         let server = ServerMetrics(factory: metrics.factory, routes: ["/a"])
         server.requestCounter(slot: ServerMetrics.slot(route: 0, method: 0, status: 200)).increment(by: 2)
 
-        var buffer: [UInt8] = []
-        metrics.registry.emit(into: &buffer)
-        let parsed = try PrometheusText(String(decoding: buffer, as: UTF8.self))
+        let parsed = try PrometheusText(String(decoding: await metrics.scrape(), as: UTF8.self))
         #expect(parsed.value("db_queries_total", ["table": "users"]) == 5)
         #expect(parsed.families["db_query_duration"]?.type == "histogram")
         #expect(parsed.families["db_queries_total"]?.help == nil)
@@ -181,6 +179,34 @@ import TestSupport
         let buckets = parsed.samples("http_server_request_duration_seconds_bucket").filter { $0.labels["route"] == "/a" }
         #expect(buckets.compactMap { $0.labels["le"] }.first == "0.0001")
         #expect(buckets.count == AppMetrics.requestDurationBuckets.count + 1)
+    }
+
+    @Test func theTimerHistogramBucketsAsPrometheusDoesAndEscapesLabels() throws {
+        let histograms = TimerHistograms()
+        let buckets: [Duration] = [.milliseconds(1), .microseconds(100), .milliseconds(10)]
+        let histogram = histograms.histogram(
+            "t_seconds", help: "a \\ help\nline", labels: [("route", #"/a"b\c"#)], buckets: buckets)
+        #expect(histograms.histogram("t_seconds", help: nil, labels: [("route", #"/a"b\c"#)], buckets: buckets) === histogram)
+        // `le` is inclusive: a value equal to a bound is in that bucket.
+        for nanoseconds: Int64 in [0, 100_000, 100_001, 1_000_000, 10_000_001, -5] { histogram.recordNanoseconds(nanoseconds) }
+        var buffer: [UInt8] = []
+        histograms.emit(into: &buffer)
+        let text = String(decoding: buffer, as: UTF8.self)
+        let parsed = try PrometheusText(text)
+        let labels = ["route": #"/a"b\c"#]
+        func bucket(_ le: String) -> Double? { parsed.value("t_seconds_bucket", labels.merging(["le": le]) { $1 }) }
+        #expect(bucket("0.0001") == 3, "0, 100 µs exactly, and a negative duration")
+        #expect(bucket("0.001") == 5)
+        #expect(bucket("0.01") == 5)
+        #expect(bucket("+Inf") == 6)
+        #expect(parsed.value("t_seconds_count", labels) == 6)
+        #expect(parsed.value("t_seconds_sum", labels) == 0.011200002)
+        #expect(parsed.families["t_seconds"]?.help == #"a \\ help\nline"#)
+        #expect(text.contains(#"route="/a\"b\\c""#))
+        histograms.remove(histogram)
+        var empty: [UInt8] = []
+        histograms.emit(into: &empty)
+        #expect(empty.isEmpty)
     }
 
     @Test(arguments: [
