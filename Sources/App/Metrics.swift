@@ -10,7 +10,11 @@ import Synchronization
 final class AppMetrics: Sendable {
     let registry: PrometheusCollectorRegistry
     let factory: DescribedPrometheusFactory
-    let process: ProcessMetrics
+    let version: String
+    let revision: String
+    /// Made at the first scrape, with the build-info gauge: nothing of the backend runs (or
+    /// is paged in) in a process that is never scraped.
+    private let process = Mutex<ProcessMetrics?>(nil)
     /// The servers whose metrics a scrape brings up to date first.
     private let servers = Mutex<[HTTPServer]>([])
 
@@ -50,9 +54,8 @@ final class AppMetrics: Sendable {
         factory = DescribedPrometheusFactory(
             registry: registry, descriptions: Self.descriptions,
             durationBuckets: [ServerMetrics.Name.requestDuration: Self.requestDurationBuckets])
-        process = ProcessMetrics(factory: factory)
-        CoreMetrics.Gauge(label: Self.buildInfoName, dimensions: [("version", version), ("revision", revision)], factory: factory)
-            .record(1)
+        self.version = version
+        self.revision = revision
     }
 
     /// Makes this registry the process's swift-metrics backend, so libraries that record
@@ -69,7 +72,17 @@ final class AppMetrics: Sendable {
     /// The scrape: every metric, current as of now.
     func scrape() async -> [UInt8] {
         for server in servers.withLock({ $0 }) { await server.collectMetrics() }
-        process.collect()
+        process.withLock { process in
+            if let process {
+                process.collect()
+            } else {
+                process = ProcessMetrics(factory: factory)
+                CoreMetrics.Gauge(
+                    label: Self.buildInfoName, dimensions: [("version", version), ("revision", revision)],
+                    factory: factory
+                ).record(1)
+            }
+        }
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 * 1024)
         registry.emit(into: &buffer)

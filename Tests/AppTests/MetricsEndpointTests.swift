@@ -168,6 +168,7 @@ import TestSupport
         _ = ServerMetrics(factory: metrics.factory, routes: ["/a"])
         let server = ServerMetrics(factory: metrics.factory, routes: ["/a"])
         server.requestCounter(slot: ServerMetrics.slot(route: 0, method: 0, status: 200)).increment(by: 2)
+        _ = server.handles  // made at the first batch or scrape
 
         let parsed = try PrometheusText(String(decoding: await metrics.scrape(), as: UTF8.self))
         #expect(parsed.value("db_queries_total", ["table": "users"]) == 5)

@@ -206,9 +206,10 @@ public final class HTTPServer: Service, @unchecked Sendable {
             for index in byState.indices { byState[index] += counts[index] }
             inFlight += counts[3]
         }
-        for (gauge, count) in zip(metrics.connections, byState) { gauge.record(count) }
-        metrics.inFlight.record(inFlight)
-        metrics.draining.record(readiness.isDraining ? 1 : 0)
+        let handles = metrics.handles
+        for (gauge, count) in zip(handles.connections, byState) { gauge.record(count) }
+        handles.inFlight.record(inFlight)
+        handles.draining.record(readiness.isDraining ? 1 : 0)
         metrics.report(
             acceptedTotal: acceptedConnections.load(ordering: .relaxed),
             refusedTotal: rejectedConnections.load(ordering: .relaxed))
