@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 // Dependencies point one way: CSystem <- HTTP1 (pure parsing) <- ServiceKit (sockets, event
@@ -11,6 +11,12 @@ let package = Package(
         .library(name: "ServiceKit", targets: ["ServiceKit"]),
         .executable(name: "drill", targets: ["Drill"]),
     ],
+    // `swift build --traits TLS` adds HTTPS through OpenSSL (libssl-dev). Off by default: the
+    // default build links no OpenSSL, and the default image stays under its 16 MiB limit.
+    traits: [
+        .trait(name: "TLS", description: "HTTPS through OpenSSL: --tls-cert-file and --tls-key-file"),
+        .default(enabledTraits: []),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -22,6 +28,9 @@ let package = Package(
         // The few Linux calls and constants the Glibc/Musl Swift modules do not import
         // (epoll, eventfd, accept4).
         .target(name: "CSystem"),
+        // OpenSSL's few calls the TLS seam needs, as functions (its macros do not import).
+        // Built only with the TLS trait; needs libssl-dev.
+        .target(name: "CTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         // HTTP/1.1 message parsing and serialization: bytes in, values or typed errors out.
         // No sockets, no clocks, no Foundation; this is the part to fuzz.
         .target(name: "HTTP1"),
@@ -31,6 +40,7 @@ let package = Package(
             name: "ServiceKit",
             dependencies: [
                 "CSystem",
+                .target(name: "CTLS", condition: .when(traits: ["TLS"])),
                 "GoDuration",
                 "HTTP1",
                 .product(name: "Logging", package: "swift-log"),

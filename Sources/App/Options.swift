@@ -41,6 +41,15 @@ struct AppConfiguration: Sendable, Equatable {
     var metricsPort = 0
     /// Whether scrapes of `/metrics` get access-log lines.
     var metricsAccessLog = false
+    /// PEM certificate chain and private key: both set turns the listener into HTTPS (a build
+    /// with the TLS trait only).
+    var tlsCertificateFile = ""
+    var tlsKeyFile = ""
+    /// With TLS, whether `-health-check` verifies that the server presents the certificate in
+    /// `tlsCertificateFile` (or one chaining to it).
+    var healthCheckVerify = true
+
+    var tlsEnabled: Bool { !tlsCertificateFile.isEmpty }
 
     /// The defaults; `--help` shows these, so they live in one place.
     init(
@@ -109,6 +118,9 @@ enum Setting: String, CaseIterable {
     case metrics
     case metricsPort = "metrics-port"
     case metricsAccessLog = "metrics-access-log"
+    case tlsCertFile = "tls-cert-file"
+    case tlsKeyFile = "tls-key-file"
+    case healthCheckVerify = "health-check-verify"
 
     /// `--read-header-timeout`
     var flag: String { "--" + rawValue }
@@ -145,6 +157,9 @@ enum Setting: String, CaseIterable {
         case .metrics: String(defaults.metrics)
         case .metricsPort: String(defaults.metricsPort)
         case .metricsAccessLog: String(defaults.metricsAccessLog)
+        case .tlsCertFile: "none"
+        case .tlsKeyFile: "none"
+        case .healthCheckVerify: String(defaults.healthCheckVerify)
         }
     }
 
@@ -169,6 +184,9 @@ enum Setting: String, CaseIterable {
         case .metrics: "Serve Prometheus metrics at GET /metrics: true or false"
         case .metricsPort: "Serve /metrics on this port of the same host instead of the main listener; 0 means the main listener"
         case .metricsAccessLog: "Log scrapes of /metrics in the access log: true or false"
+        case .tlsCertFile: "PEM certificate chain; with --tls-key-file, serve HTTPS (builds with the TLS trait)"
+        case .tlsKeyFile: "PEM private key of --tls-cert-file"
+        case .healthCheckVerify: "With -health-check over TLS: check the server presents the --tls-cert-file certificate"
         }
     }
 
@@ -182,7 +200,8 @@ enum Setting: String, CaseIterable {
             "duration"
         case .maxHeaderBytes, .maxBodyBytes: "bytes"
         case .maxConnections, .eventLoops: "count"
-        case .accessLog, .metrics, .metricsAccessLog: "bool"
+        case .accessLog, .metrics, .metricsAccessLog, .healthCheckVerify: "bool"
+        case .tlsCertFile, .tlsKeyFile: "path"
         case .logLevel: "level"
         case .metricsPort: "port"
         }
@@ -378,6 +397,18 @@ struct GivenSettings: Equatable {
         try resolve(.metrics, .boolean, into: &app.metrics)
         try resolve(.metricsPort, .integer(in: 0...65535), into: &app.metricsPort)
         try resolve(.metricsAccessLog, .boolean, into: &app.metricsAccessLog)
+        try resolve(.tlsCertFile, .path, into: &app.tlsCertificateFile)
+        try resolve(.tlsKeyFile, .path, into: &app.tlsKeyFile)
+        try resolve(.healthCheckVerify, .boolean, into: &app.healthCheckVerify)
+        if app.tlsCertificateFile.isEmpty != app.tlsKeyFile.isEmpty {
+            throw InvalidSettingError(message: "--tls-cert-file and --tls-key-file go together: HTTPS needs both")
+        }
+        #if !TLS
+        if app.tlsEnabled {
+            throw InvalidSettingError(
+                message: "--tls-cert-file: this build has no TLS; build with `swift build --traits TLS` (see README)")
+        }
+        #endif
         if app.metrics, app.metricsPort != 0, app.metricsPort == app.server.port {
             throw InvalidSettingError(
                 message: "--metrics-port \(app.metricsPort) is the service's own port: use 0 to serve /metrics there")
@@ -449,6 +480,11 @@ extension ValueParser where Value == Logger.Level {
 }
 
 extension ValueParser where Value == String {
+    /// A file path: any non-empty text without NUL (whether it can be read is checked at start).
+    static var path: Self {
+        Self(expected: "a file path") { text in text.isEmpty || text.utf8.contains(0) ? nil : text }
+    }
+
     /// An IPv4 or IPv6 literal, checked with inet_pton: the listener binds an address, and
     /// resolving a name here would make start-up depend on DNS.
     static var ipAddress: Self {

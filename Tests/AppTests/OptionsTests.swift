@@ -125,7 +125,11 @@ struct OptionsTests {
         (.metrics, "false", { $0.metrics = false }),
         (.metricsPort, "9090", { $0.metricsPort = 9090 }),
         (.metricsAccessLog, "true", { $0.metricsAccessLog = true }),
+        (.healthCheckVerify, "false", { $0.healthCheckVerify = false }),
     ]
+
+    /// Settings valid only together, tested on their own below rather than in the tables.
+    static let paired: Set<Setting> = [.tlsCertFile, .tlsKeyFile]
 
     @Test("each environment variable overrides its default", arguments: validValues)
     func environmentOverridesDefault(setting: Setting, value: String, change: ConfigurationChange) {
@@ -174,8 +178,38 @@ struct OptionsTests {
     @Test("every setting has a valid and an invalid value in the tables above")
     func tablesCoverEverySetting() {
         // A new setting must be added to both tables, so that every test below covers it too.
-        #expect(Set(Self.validValues.map(\.0)) == Set(Setting.allCases))
-        #expect(Set(Self.invalidValues.map(\.0)) == Set(Setting.allCases))
+        #expect(Set(Self.validValues.map(\.0)) == Set(Setting.allCases).subtracting(Self.paired))
+        #expect(Set(Self.invalidValues.map(\.0)) == Set(Setting.allCases).subtracting(Self.paired))
+    }
+
+    @Test("the TLS files go together; without the TLS trait they are refused")
+    func tlsFiles() {
+        let pair = ["--tls-cert-file", "/c.pem", "--tls-key-file=/k.pem"]
+        #if TLS
+        #expect(configuration(pair) == defaults {
+            $0.tlsCertificateFile = "/c.pem"
+            $0.tlsKeyFile = "/k.pem"
+        })
+        #expect(configuration([], environment: ["TLS_CERT_FILE": "/e.pem", "TLS_KEY_FILE": "/f.pem"])?.tlsEnabled == true)
+        #else
+        guard case .exit(2, let message, true) = parseCommandLine(pair, environment: [:]) else {
+            Issue.record("a build without TLS accepted TLS files")
+            return
+        }
+        #expect(message.contains("this build has no TLS"))
+        #endif
+        for alone in [["--tls-cert-file=/c.pem"], ["--tls-key-file=/k.pem"]] {
+            guard case .exit(2, let message, true) = parseCommandLine(alone, environment: [:]) else {
+                Issue.record("\(alone) accepted")
+                continue
+            }
+            #expect(message == "--tls-cert-file and --tls-key-file go together: HTTPS needs both")
+        }
+        guard case .exit(2, let message, true) = parseCommandLine(["--tls-cert-file="], environment: [:]) else {
+            Issue.record("an empty path accepted")
+            return
+        }
+        #expect(message.contains("missing value for --tls-cert-file"))
     }
 
     @Test("the last of a repeated setting wins, whatever the spelling")
@@ -188,7 +222,8 @@ struct OptionsTests {
         })
     }
 
-    @Test("--name=value and --name value read the same, valid or not", arguments: Setting.allCases)
+    @Test("--name=value and --name value read the same, valid or not",
+          arguments: Setting.allCases.filter { !OptionsTests.paired.contains($0) })
     func bothSpellingsReadTheSame(setting: Setting) throws {
         let valid = try #require(Self.validValues.first { $0.0 == setting }?.1)
         let separate = try GivenSettings(arguments: [setting.flag, valid])
@@ -277,6 +312,7 @@ struct OptionsTests {
         (.metrics, "maybe", "true or false (or 1/0, yes/no, on/off)"),
         (.metricsPort, "65536", "an integer from 0 to 65535"),
         (.metricsAccessLog, "2", "true or false (or 1/0, yes/no, on/off)"),
+        (.healthCheckVerify, "maybe", "true or false (or 1/0, yes/no, on/off)"),
         (.drainLinger, "forever", "a duration such as 500ms, 10s or 2m (0 disables)"),
         (.healthCheckTimeout, "0", "a duration such as 500ms, 10s or 2m"),
         (.accessLog, "maybe", "true or false"),

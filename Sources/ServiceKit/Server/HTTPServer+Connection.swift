@@ -21,13 +21,19 @@ extension HTTPServer {
     /// Serves one connection until it closes or parks: read a request, call its handler, write
     /// the response, repeat. Runs on `state.loop`'s thread.
     func serve(_ connection: Connection, on state: LoopState) async {
-        let socket = connection.socket
+        let stream = connection.stream
         let loop = state.loop
         let remote = connection.remote
         var parked = false
         defer {
             if !parked { close(connection, on: state) }
         }
+
+        #if TLS
+        if let tls = connection.tls, !tls.handshakeDone {
+            guard await handshake(tls, connection, on: state) else { return }
+        }
+        #endif
 
         var input = InputBuffer(capacity: 4096)
         var output: [UInt8] = []
@@ -60,12 +66,12 @@ extension HTTPServer {
                     case .incomplete(let resumeAt):
                         scanFrom = resumeAt
                     case .failure(let error):
-                        await refuse(error, head: nil, socket: socket, remote: remote, state: state, output: &output)
+                        await refuse(error, head: nil, stream: stream, remote: remote, state: state, output: &output)
                         return
                     }
                 }
                 guard let space = input.writableSpace(limit: inputLimit) else {
-                    await refuse(.headerFieldsTooLarge, head: nil, socket: socket, remote: remote, state: state, output: &output)
+                    await refuse(.headerFieldsTooLarge, head: nil, stream: stream, remote: remote, state: state, output: &output)
                     return
                 }
                 let wasEmpty = input.isEmpty
@@ -78,7 +84,7 @@ extension HTTPServer {
                 } else {
                     grace = Self.parkGraceNanoseconds
                 }
-                switch await read(socket, into: space, deadline: deadline, loop: loop, parkAfter: grace) {
+                switch await read(stream, into: space, deadline: deadline, loop: loop, parkAfter: grace) {
                 case .parked:
                     connection.deadline = deadline
                     connection.task = nil
@@ -103,7 +109,7 @@ extension HTTPServer {
                 case .timedOut:
                     if !input.isEmpty {
                         await refuse(HTTPError(status: 408, reason: "request header timeout"), head: nil,
-                                     socket: socket, remote: remote, state: state, output: &output)
+                                     stream: stream, remote: remote, state: state, output: &output)
                     }
                     return
                 case .interrupted:
@@ -126,7 +132,7 @@ extension HTTPServer {
                 var decoder = try HTTPBodyDecoder(framing: head.framing, limits: limits)
                 if !decoder.isComplete {
                     if head.expectsContinue && input.isEmpty {
-                        guard await writeAll(HTTPResponseSerializer.continueResponse, socket, loop: loop) else { return }
+                        guard await writeAll(HTTPResponseSerializer.continueResponse, stream, loop: loop) else { return }
                     }
                     let bodyDeadline = EventLoop.deadline(after: configuration.readTimeout)
                     while true {
@@ -136,7 +142,7 @@ extension HTTPServer {
                             if decoder.isComplete { break }
                         }
                         guard let space = input.writableSpace(limit: inputLimit) else { return }
-                        switch await read(socket, into: space, deadline: bodyDeadline, loop: loop) {
+                        switch await read(stream, into: space, deadline: bodyDeadline, loop: loop) {
                         case .bytes(let count):
                             input.didWrite(count)
                             state.metrics.receivedBytes &+= count
@@ -152,7 +158,7 @@ extension HTTPServer {
                     }
                 }
             } catch {
-                await refuse(error, head: head, socket: socket, remote: remote, state: state, output: &output)
+                await refuse(error, head: head, stream: stream, remote: remote, state: state, output: &output)
                 return
             }
 
@@ -185,7 +191,7 @@ extension HTTPServer {
 
             let keepAlive = head.keepAlive && !state.draining
             let sent = await send(response, for: head, requestID: requestID, keepAlive: keepAlive,
-                                  socket: socket, state: state, output: &output)
+                                  stream: stream, state: state, output: &output)
             connection.inFlight = nil
             let elapsed = metrics != nil || configuration.accessLog ? EventLoop.now() &- started : 0
             if metrics != nil {
@@ -198,15 +204,64 @@ extension HTTPServer {
             }
             guard sent else { return }
             if !keepAlive {
-                await lingeringClose(socket, loop: loop)
+                await lingeringClose(stream, loop: loop)
                 return
             }
             connection.answeredOne = true
         }
     }
 
+    #if TLS
+    static let plaintextRefusal = Array(
+        "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n".utf8)
+
+    /// Completes a new connection's TLS handshake within its first header timer (from accept).
+    /// A failure costs one log line and the connection.
+    func handshake(_ tls: TLSSession, _ connection: Connection, on state: LoopState) async -> Bool {
+        var deadline = connection.deadline
+        while true {
+            let ready: EventLoop.WaitResult
+            switch tls.handshake() {
+            case .done:
+                return true
+            case .failed(let reason):
+                logger.info("TLS handshake failed", metadata: [
+                    "remote": "\(connection.remote?.description ?? "-")", "error": "\(reason)",
+                ])
+                return false
+            case .plaintextHTTP:
+                // As Go does: tell a plaintext client what went wrong, in plaintext.
+                logger.info("TLS handshake failed: plaintext HTTP on the HTTPS port", metadata: [
+                    "remote": "\(connection.remote?.description ?? "-")",
+                ])
+                _ = Self.plaintextRefusal.withUnsafeBytes { try? connection.socket.write($0) }
+                connection.socket.shutdownWrite()
+                return false
+            case .waitReadable:
+                ready = await state.loop.waitReadable(connection.socket.fd, deadline: deadline)
+            case .waitWritable:
+                ready = await state.loop.waitWritable(connection.socket.fd, deadline: deadline)
+            }
+            switch ready {
+            case .ready:
+                continue
+            case .timedOut:
+                logger.info("TLS handshake timed out", metadata: ["remote": "\(connection.remote?.description ?? "-")"])
+                return false
+            case .cancelled:
+                // The drain began: the handshake may finish only until the linger deadline.
+                guard !connection.forceClosed, state.draining else { return false }
+                deadline = min(deadline, state.lingerDeadline)
+            }
+        }
+    }
+    #endif
+
     /// Closes a connection and forgets it (loop thread only).
     func close(_ connection: Connection, on state: LoopState) {
+        #if TLS
+        connection.tls?.close()
+        #endif
         state.connections[connection.socket.fd] = nil
         state.loop.deregister(connection.socket.fd)
         connection.socket.close()
@@ -263,7 +318,7 @@ extension HTTPServer {
     /// with ``parkAtOnce``, as soon as it has nothing to read.
     @inline(__always)
     nonisolated(nonsending) func read(
-        _ socket: Socket, into space: UnsafeMutableRawBufferPointer, deadline: UInt64, loop: EventLoop,
+        _ stream: ByteStream, into space: UnsafeMutableRawBufferPointer, deadline: UInt64, loop: EventLoop,
         parkAfter grace: UInt64 = 0
     ) async -> ReadOutcome {
         var parkAt: UInt64 = 0
@@ -271,14 +326,21 @@ extension HTTPServer {
             // After a read that emptied the socket, with no poll since, skip the recv that
             // would only return EAGAIN (see EventLoop.noteDrained): 3 syscalls per keep-alive
             // request become 2.
-            if !loop.isDrained(socket.fd) {
-                do {
-                    if let count = try socket.read(into: space) {
-                        if count > 0 && count < space.count { loop.noteDrained(socket.fd) }
-                        return count == 0 ? .end : .bytes(count)
+            if !loop.isDrained(stream.fd) {
+                switch stream.read(into: space) {
+                case .done(let count):
+                    if count < space.count && stream.shortReadEmpties { loop.noteDrained(stream.fd) }
+                    return .bytes(count)
+                case .end: return .end
+                case .failed: return .failed
+                case .waitReadable: break
+                case .waitWritable:
+                    // TLS only: the session must write (a key update's answer) before it reads on.
+                    switch await loop.waitWritable(stream.fd, deadline: deadline) {
+                    case .ready: continue
+                    case .timedOut: return .timedOut
+                    case .cancelled: return .interrupted
                     }
-                } catch {
-                    return .failed
                 }
             }
             var waitUntil = deadline
@@ -288,12 +350,12 @@ extension HTTPServer {
                 let now = EventLoop.now()
                 if parkAt == 0 { parkAt = grace == Self.parkAtOnce ? now : now &+ grace }
                 if now >= parkAt && now < deadline {
-                    loop.park(socket.fd, deadline: deadline)
+                    loop.park(stream.fd, deadline: deadline)
                     return .parked
                 }
                 waitUntil = min(deadline, parkAt)
             }
-            switch await loop.waitReadable(socket.fd, deadline: waitUntil) {
+            switch await loop.waitReadable(stream.fd, deadline: waitUntil) {
             case .ready: continue
             case .timedOut:
                 // The grace ran out before the deadline: read once more, then park.
@@ -305,25 +367,28 @@ extension HTTPServer {
     }
 
     /// Writes every byte, waiting for the client to read as needed (up to the write timeout).
-    nonisolated(nonsending) func writeAll(_ bytes: [UInt8], _ socket: Socket, loop: EventLoop) async -> Bool {
+    nonisolated(nonsending) func writeAll(_ bytes: [UInt8], _ stream: ByteStream, loop: EventLoop) async -> Bool {
         var offset = 0
         var deadline: UInt64?
         while offset < bytes.count {
-            let written: Int?
-            do {
-                written = try bytes.withUnsafeBytes { raw throws(SystemError) in
-                    try socket.write(UnsafeRawBufferPointer(rebasing: raw[offset...]))
-                }
-            } catch {
-                return false
-            }
-            if let written {
+            let step = bytes.withUnsafeBytes { raw in stream.write(UnsafeRawBufferPointer(rebasing: raw[offset...])) }
+            let ready: EventLoop.WaitResult
+            switch step {
+            case .done(let written):
                 offset += written
                 continue
+            case .end, .failed:
+                return false
+            case .waitWritable:
+                if deadline == nil { deadline = EventLoop.deadline(after: configuration.writeTimeout) }
+                ready = await loop.waitWritable(stream.fd, deadline: deadline ?? .max)
+            case .waitReadable:
+                // TLS only: the session must read before it can write on.
+                if deadline == nil { deadline = EventLoop.deadline(after: configuration.writeTimeout) }
+                ready = await loop.waitReadable(stream.fd, deadline: deadline ?? .max)
             }
-            if deadline == nil { deadline = EventLoop.deadline(after: configuration.writeTimeout) }
-            guard await loop.waitWritable(socket.fd, deadline: deadline ?? .max) == .ready else {
-                socket.setAbortiveClose()
+            guard ready == .ready else {
+                stream.socket.setAbortiveClose()
                 return false
             }
         }
@@ -333,7 +398,7 @@ extension HTTPServer {
     /// Serializes and writes a response. HEAD responses and 1xx/204/304 carry no body.
     nonisolated(nonsending) func send(
         _ response: Response, for head: HTTPRequestHead?, requestID: String?, keepAlive: Bool,
-        socket: Socket, state: LoopState, output: inout [UInt8]
+        stream: ByteStream, state: LoopState, output: inout [UInt8]
     ) async -> Bool {
         let connection: String? = !keepAlive ? "close" : (head?.version == .http1_0 ? "keep-alive" : nil)
         let noBody = HTTPStatus.forbidsBody(response.status)
@@ -348,14 +413,14 @@ extension HTTPServer {
             if response.body.count <= 64 * 1024 {
                 output.append(contentsOf: response.body)
             } else {
-                guard await writeAll(output, socket, loop: state.loop) else { return false }
+                guard await writeAll(output, stream, loop: state.loop) else { return false }
                 state.metrics.sentBytes &+= output.count
-                guard await writeAll(response.body, socket, loop: state.loop) else { return false }
+                guard await writeAll(response.body, stream, loop: state.loop) else { return false }
                 state.metrics.sentBytes &+= response.body.count
                 return true
             }
         }
-        guard await writeAll(output, socket, loop: state.loop) else { return false }
+        guard await writeAll(output, stream, loop: state.loop) else { return false }
         state.metrics.sentBytes &+= output.count
         return true
     }
@@ -363,13 +428,13 @@ extension HTTPServer {
     /// Answers a request the parser or a limit refused, and closes: after a framing error the
     /// stream can no longer be trusted to hold request boundaries.
     func refuse(
-        _ error: HTTPError, head: HTTPRequestHead?, socket: Socket, remote: SocketAddress?,
+        _ error: HTTPError, head: HTTPRequestHead?, stream: ByteStream, remote: SocketAddress?,
         state: LoopState, output: inout [UInt8]
     ) async {
         let requestID = Self.saneRequestID(head?.headers["x-request-id"]) ?? state.newRequestID()
         let response = Response.error(error.status, error.reason)
         let started = EventLoop.now()
-        let sent = await send(response, for: head, requestID: requestID, keepAlive: false, socket: socket, state: state,
+        let sent = await send(response, for: head, requestID: requestID, keepAlive: false, stream: stream, state: state,
                               output: &output)
         let elapsed = EventLoop.now() &- started
         if metrics != nil {
@@ -385,7 +450,7 @@ extension HTTPServer {
                                  status: error.status, nanoseconds: elapsed)
         }
         if sent {
-            await lingeringClose(socket, loop: state.loop)
+            await lingeringClose(stream, loop: state.loop)
         }
         if let head {
             logAccess(head: head, status: error.status, bytes: response.body.count, elapsed: elapsed,
@@ -401,14 +466,14 @@ extension HTTPServer {
     /// Half-closes, then reads and discards for a moment before closing, so a client that is
     /// still sending (a pipelined request, a body we refused) gets our response rather than a
     /// reset that discards it (RFC 9112 §9.6).
-    nonisolated(nonsending) func lingeringClose(_ socket: Socket, loop: EventLoop) async {
-        socket.shutdownWrite()
+    nonisolated(nonsending) func lingeringClose(_ stream: ByteStream, loop: EventLoop) async {
+        stream.shutdownWrite()
         let deadline = EventLoop.now() + 500_000_000
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
         defer { scratch.deallocate() }
         var discarded = 0
         while discarded < 256 * 1024 {
-            guard case .bytes(let count) = await read(socket, into: scratch, deadline: deadline, loop: loop) else { return }
+            guard case .bytes(let count) = await read(stream.plain, into: scratch, deadline: deadline, loop: loop) else { return }
             discarded += count
         }
     }

@@ -17,6 +17,10 @@ public final class HTTPServer: Service, @unchecked Sendable {
     let limits: HTTPLimits
     /// Nil when the server was made without a metrics factory.
     public let metrics: ServerMetrics?
+    #if TLS
+    /// The certificate and key new connections get, or nil for plain HTTP.
+    public let tls: TLSCertificates?
+    #endif
 
     enum State {
         case initial
@@ -53,9 +57,42 @@ public final class HTTPServer: Service, @unchecked Sendable {
     ///   - readiness: the state a readiness route reports; the server marks it draining when
     ///     a graceful shutdown begins.
     ///   - metricsFactory: where the server's metrics go (``ServerMetrics``); nil records none.
-    public init(
+    public convenience init(
         configuration: ServerConfiguration, router: Router, logger: Logger, accessLogger: Logger? = nil,
         readiness: Readiness = Readiness(), metricsFactory: (any MetricsFactory)? = nil
+    ) {
+        #if TLS
+        self.init(configuration: configuration, router: router, logger: logger, accessLogger: accessLogger,
+                  readiness: readiness, metricsFactory: metricsFactory, tls: nil)
+        #else
+        self.init(configuration: configuration, router: router, logger: logger, accessLogger: accessLogger,
+                  readiness: readiness, metricsFactory: metricsFactory, designated: ())
+        #endif
+    }
+
+    #if TLS
+    /// A server that speaks HTTPS with `tls` (HTTP/1.1 over TLS 1.2 or 1.3); nil serves plain HTTP.
+    public init(
+        configuration: ServerConfiguration, router: Router, logger: Logger, accessLogger: Logger? = nil,
+        readiness: Readiness = Readiness(), metricsFactory: (any MetricsFactory)? = nil, tls: TLSCertificates?
+    ) {
+        self.tls = tls
+        self.configuration = configuration
+        metrics = metricsFactory.map { ServerMetrics(factory: $0, routes: router.templates) }
+        self.readiness = readiness
+        self.router = router
+        self.logger = logger
+        accessLog = AccessLog(logger: accessLogger ?? Logger(label: "access"))
+        limits = HTTPLimits(
+            maxHeaderBytes: configuration.maxHeaderBytes,
+            maxRequestLineBytes: min(8 * 1024, configuration.maxHeaderBytes),
+            maxBodyBytes: configuration.maxBodyBytes
+        )
+    }
+    #else
+    init(
+        configuration: ServerConfiguration, router: Router, logger: Logger, accessLogger: Logger?,
+        readiness: Readiness, metricsFactory: (any MetricsFactory)?, designated: Void
     ) {
         self.configuration = configuration
         metrics = metricsFactory.map { ServerMetrics(factory: $0, routes: router.templates) }
@@ -69,6 +106,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
             maxBodyBytes: configuration.maxBodyBytes
         )
     }
+    #endif
 
     /// The bound address once ``start()`` returned; its port is the real one when 0 was asked.
     public var localAddress: SocketAddress? {
@@ -297,7 +335,17 @@ public final class HTTPServer: Service, @unchecked Sendable {
             close(connection, on: state)
             return
         }
-        // The first request's header timer runs from accept (slowloris).
+        #if TLS
+        if let tls {
+            guard let session = TLSSession(context: tls.context, fd: connection.socket.fd) else {
+                logger.warning("cannot set up a TLS session")
+                close(connection, on: state)
+                return
+            }
+            connection.tls = session
+        }
+        #endif
+        // The first request's header timer (and the TLS handshake's) runs from accept (slowloris).
         connection.deadline = EventLoop.deadline(after: configuration.readHeaderTimeout)
         resume(connection, on: state)
     }
@@ -305,14 +353,21 @@ public final class HTTPServer: Service, @unchecked Sendable {
     /// Past the connection cap: a 503 and a close, without giving the connection a task.
     private func refuse(_ socket: Socket) {
         rejectedConnections.add(1, ordering: .relaxed)
-        // Read what the client already sent so the close does not turn into a reset that
-        // discards the 503 before the client reads it.
-        var scratch = [UInt8](repeating: 0, count: 4096)
-        _ = scratch.withUnsafeMutableBytes { try? socket.read(into: $0) }
-        let body = #"{"error":"too many connections","status":503}"#
-        let response = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\nRetry-After: 1\r\n\r\n\(body)"
-        _ = Array(response.utf8).withUnsafeBytes { try? socket.write($0) }
-        socket.shutdownWrite()
+        var plaintext = true
+        #if TLS
+        // No TLS session for a connection refused: a plaintext 503 would be garbage to it.
+        plaintext = tls == nil
+        #endif
+        if plaintext {
+            // Read what the client already sent so the close does not turn into a reset that
+            // discards the 503 before the client reads it.
+            var scratch = [UInt8](repeating: 0, count: 4096)
+            _ = scratch.withUnsafeMutableBytes { try? socket.read(into: $0) }
+            let body = #"{"error":"too many connections","status":503}"#
+            let response = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\nRetry-After: 1\r\n\r\n\(body)"
+            _ = Array(response.utf8).withUnsafeBytes { try? socket.write($0) }
+            socket.shutdownWrite()
+        }
         socket.close()
         let rejected = rejectedConnections.load(ordering: .relaxed)
         if rejected & (rejected - 1) == 0 {

@@ -21,6 +21,33 @@ public enum HealthProbe {
     ///
     /// - Parameter timeout: for the whole exchange: connect, send, and the status line.
     public static func check(_ address: SocketAddress, path: String = "/health", timeout: Duration) -> Result<Void, Failure> {
+        exchange(address, path: path, timeout: timeout, tls: nil)
+    }
+
+    #if TLS
+    /// The same over TLS. With `trusting` (the server's own certificate file) the server must
+    /// present that certificate, or one that chains to it; with nil nothing is verified. No host
+    /// name is checked: the probe dials an address of its own host.
+    public static func checkTLS(
+        _ address: SocketAddress, path: String = "/health", timeout: Duration, trusting caFile: String?
+    ) -> Result<Void, Failure> {
+        let context: TLSClientContext
+        do {
+            context = try TLSClientContext(trusting: caFile)
+        } catch {
+            return .failure(Failure(description: "TLS: \(error)"))
+        }
+        return exchange(address, path: path, timeout: timeout, tls: context)
+    }
+
+    typealias ClientTLS = TLSClientContext
+    #else
+    typealias ClientTLS = Never
+    #endif
+
+    private static func exchange(
+        _ address: SocketAddress, path: String, timeout: Duration, tls: ClientTLS?
+    ) -> Result<Void, Failure> {
         let deadline = EventLoop.deadline(after: timeout, orNow: true)
         let fd = socket(address.family, Platform.streamSocket | Platform.socketFlags, 0)
         guard fd >= 0 else { return .failure(Failure(description: "socket: \(SystemError.last("socket"))")) }
@@ -40,17 +67,50 @@ public enum HealthProbe {
             if status != 0 { return .failure(Failure(description: "connect to \(address): \(describe(status))")) }
         }
 
+        var stream: ByteStream
+        #if TLS
+        var session: TLSSession?
+        if let tls {
+            guard let made = TLSSession(client: tls, fd: fd) else {
+                return .failure(Failure(description: "TLS: cannot set up a session"))
+            }
+            session = made
+            handshake: while true {
+                switch made.handshake() {
+                case .done:
+                    break handshake
+                case .waitReadable:
+                    guard wait(fd, for: Int16(POLLIN), until: deadline) else {
+                        return .failure(Failure(description: "TLS handshake with \(address): timed out after \(timeout.goString)"))
+                    }
+                case .waitWritable:
+                    guard wait(fd, for: Int16(POLLOUT), until: deadline) else {
+                        return .failure(Failure(description: "TLS handshake with \(address): timed out after \(timeout.goString)"))
+                    }
+                case .failed(let reason):
+                    return .failure(Failure(description: "TLS handshake with \(address) failed: \(reason)"))
+                case .plaintextHTTP:
+                    return .failure(Failure(description: "TLS handshake with \(address) failed: not a TLS server"))
+                }
+            }
+        }
+        stream = ByteStream(socket: Socket(fd: fd), tls: session)
+        #else
+        stream = ByteStream(socket: Socket(fd: fd))
+        #endif
+        defer { withExtendedLifetime(stream) {} }
+
         let request = Array("GET \(path) HTTP/1.1\r\nHost: \(address)\r\nUser-Agent: service-health-check\r\nConnection: close\r\n\r\n".utf8)
         var sent = 0
         while sent < request.count {
-            let n = request.withUnsafeBytes { send(fd, $0.baseAddress.map { $0 + sent }, $0.count - sent, Platform.sendFlags) }
-            if n > 0 {
+            switch request.withUnsafeBytes({ stream.write(UnsafeRawBufferPointer(rebasing: $0[sent...])) }) {
+            case .done(let n):
                 sent += n
-            } else if n < 0 && (Platform.errno == EAGAIN || Platform.errno == EINTR) {
-                guard wait(fd, for: Int16(POLLOUT), until: deadline) else {
+            case let step where step.isWait:
+                guard wait(fd, for: step.pollEvents, until: deadline) else {
                     return .failure(Failure(description: "sending to \(address): timed out after \(timeout.goString)"))
                 }
-            } else {
+            default:
                 return .failure(Failure(description: "sending to \(address): \(describe(Platform.errno))"))
             }
         }
@@ -59,16 +119,16 @@ public enum HealthProbe {
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 512)
         while !received.contains(UInt8(ascii: "\n")) && received.count < 4096 {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n > 0 {
+            switch chunk.withUnsafeMutableBytes({ stream.read(into: $0) }) {
+            case .done(let n):
                 received.append(contentsOf: chunk[0..<n])
-            } else if n == 0 {
+            case .end:
                 return .failure(Failure(description: "\(address) closed the connection without an answer"))
-            } else if Platform.errno == EAGAIN || Platform.errno == EINTR {
-                guard wait(fd, for: Int16(POLLIN), until: deadline) else {
+            case let step where step.isWait:
+                guard wait(fd, for: step.pollEvents, until: deadline) else {
                     return .failure(Failure(description: "no answer from \(address) within \(timeout.goString)"))
                 }
-            } else {
+            default:
                 return .failure(Failure(description: "reading from \(address): \(describe(Platform.errno))"))
             }
         }
@@ -98,5 +158,19 @@ public enum HealthProbe {
 
     private static func describe(_ error: Int32) -> String {
         SystemError(call: "", errno: error).message
+    }
+}
+
+extension ByteStream.Step {
+    var isWait: Bool {
+        switch self {
+        case .waitReadable, .waitWritable: true
+        default: false
+        }
+    }
+
+    /// What to poll for before trying again.
+    var pollEvents: Int16 {
+        if case .waitWritable = self { Int16(POLLOUT) } else { Int16(POLLIN) }
     }
 }

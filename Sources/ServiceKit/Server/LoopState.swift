@@ -114,6 +114,15 @@ final class Connection: @unchecked Sendable {
     /// here so that a task resuming a parked connection keeps its timer rather than restarting it.
     @exclusivity(unchecked) var deadline: UInt64 = .max
 
+    #if TLS
+    /// The TLS session, when the server serves HTTPS.
+    @exclusivity(unchecked) var tls: TLSSession?
+    /// What the connection's code reads and writes.
+    var stream: ByteStream { ByteStream(socket: socket, tls: tls) }
+    #else
+    var stream: ByteStream { ByteStream(socket: socket) }
+    #endif
+
     /// Which metrics gauge the connection counts under now.
     var metricsState: Int {
         task == nil ? 2 : phase == .idle ? 1 : 0
