@@ -4,6 +4,7 @@
 #include <string.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 /// Describes the first error on OpenSSL's queue (or `fallback`), then clears the queue so no
 /// stale error is blamed on a later call.
@@ -64,7 +65,12 @@ ctls_context *ctls_server_context(const char *certificate_file, const char *key_
         return NULL;
     }
     if (SSL_CTX_use_PrivateKey_file(context, key_file, SSL_FILETYPE_PEM) != 1) {
-        describe("cannot load the private key", error, error_size);
+        if (ERR_GET_REASON(ERR_peek_error()) == X509_R_KEY_VALUES_MISMATCH) {
+            ERR_clear_error();
+            describe("the private key does not match the certificate", error, error_size);
+        } else {
+            describe("cannot load the private key", error, error_size);
+        }
         SSL_CTX_free(context);
         return NULL;
     }
@@ -206,3 +212,19 @@ void ctls_alpn(ctls_session *session, char *out, size_t out_size) {
 }
 
 const char *ctls_library_version(void) { return OpenSSL_version(OPENSSL_VERSION); }
+
+void ctls_context_limit_to_tls11(ctls_context *context) {
+    SSL_CTX_set_min_proto_version(context, TLS1_VERSION);
+    SSL_CTX_set_max_proto_version(context, TLS1_1_VERSION);
+    // OpenSSL 3 refuses TLS 1.1 at its default security level on its own side too.
+    SSL_CTX_set_security_level(context, 0);
+}
+
+void ctls_peer_subject(ctls_session *session, char *out, size_t out_size) {
+    if (out_size == 0) return;
+    out[0] = 0;
+    X509 *peer = SSL_get1_peer_certificate(session);
+    if (!peer) return;
+    X509_NAME_oneline(X509_get_subject_name(peer), out, (int)out_size);
+    X509_free(peer);
+}

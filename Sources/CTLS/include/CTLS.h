@@ -58,6 +58,12 @@ void ctls_shutdown(ctls_session *session);
 const char *ctls_version(ctls_session *session);
 void ctls_alpn(ctls_session *session, char *out, size_t out_size);
 
+/// Caps a context at TLS 1.1 (tests: a client the server must refuse).
+void ctls_context_limit_to_tls11(ctls_context *context);
+
+/// The subject of the peer's certificate, one line ("CN=…"), or "" without one.
+void ctls_peer_subject(ctls_session *session, char *out, size_t out_size);
+
 /// The OpenSSL version this binary links.
 const char *ctls_library_version(void);
 

@@ -84,6 +84,9 @@ final class TLSClientContext {
     }
 
     deinit { ctls_context_free(pointer) }
+
+    /// For tests: a client that offers TLS 1.1 at most.
+    func limitToTLS11() { ctls_context_limit_to_tls11(pointer) }
 }
 
 /// TLSSession is one connection's TLS state (loop thread only).
@@ -157,6 +160,12 @@ final class TLSSession {
     }
 
     var version: String { String(cString: ctls_version(pointer)) }
+
+    var peerSubject: String {
+        var out = [CChar](repeating: 0, count: 256)
+        ctls_peer_subject(pointer, &out, out.count)
+        return text(out)
+    }
 
     var alpn: String {
         var out = [CChar](repeating: 0, count: 32)

@@ -1,0 +1,170 @@
+#if TLS
+import Foundation
+import Testing
+@testable import ServiceKit
+
+/// HTTPS end to end: OpenSSL on both sides, a certificate made at test time.
+@Suite struct TLSTests {
+    @Test func handshakeAndRequestWithTLS13AndALPN() async throws {
+        try await withTLSServer { port, _, certificate in
+            let client = try TLSTestClient(port: port, trusting: certificate.certificateFile)
+            #expect(client.session.version == "TLSv1.3")
+            #expect(client.session.alpn == "http/1.1")
+            #expect(client.session.peerSubject.contains("CN=service-test"))
+            try client.send(get("/path/7?q=x"))
+            let response = try client.readResponse()
+            #expect(response.status == 200)
+            #expect(response.body == "id=7 q=x")
+        }
+    }
+
+    @Test func keepAliveAndPipeliningOverTLS() async throws {
+        try await withTLSServer { port, _, _ in
+            let client = try TLSTestClient(port: port)
+            for i in 0..<3 {
+                try client.send(get("/path/\(i)"))
+                #expect(try client.readResponse().body == "id=\(i) q=-")
+            }
+            // Three requests in one write, answered in order.
+            try client.send(get("/path/a") + get("/path/b") + get("/path/c", "Connection: close\r\n"))
+            for id in ["a", "b", "c"] {
+                #expect(try client.readResponse().body == "id=\(id) q=-")
+            }
+            #expect(client.isClosedByServer())
+        }
+    }
+
+    @Test func aLargeBodyBothWays() async throws {
+        try await withTLSServer { port, _, _ in
+            let client = try TLSTestClient(port: port)
+            let body = String(repeating: "0123456789abcdef", count: 40_000)  // 640 KB, many records
+            try client.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body)
+            let response = try client.readResponse()
+            #expect(response.status == 200)
+            #expect(response.body == body)
+        }
+    }
+
+    @Test func tls11IsRefused() async throws {
+        let log = CapturedLog()
+        try await withTLSServer(log: log) { port, _, _ in
+            #expect(throws: (any Error).self) { try TLSTestClient(port: port, tls11: true) }
+            // The server goes on serving.
+            let client = try TLSTestClient(port: port)
+            try client.send(get("/health"))
+            #expect(try client.readResponse().status == 200)
+        }
+        #expect(log.lines.contains { $0.contains("TLS handshake failed") && $0.contains("unsupported protocol") })
+    }
+
+    @Test func plaintextHTTPOnTheTLSPortGetsAPlaintext400() async throws {
+        try await withTLSServer { port, _, _ in
+            let client = try TestClient(port: port)
+            try client.send(get("/health"))
+            // Read to the end: the server answers and closes.
+            let text = String(decoding: try client.readUntilClose(), as: UTF8.self)
+            #expect(text.hasPrefix("HTTP/1.0 400 Bad Request\r\n"))
+            #expect(text.hasSuffix("Client sent an HTTP request to an HTTPS server.\n"))
+        }
+    }
+
+    @Test func aBadClientHelloCostsOneLogLineAndTheConnection() async throws {
+        let log = CapturedLog()
+        try await withTLSServer(log: log) { port, _, _ in
+            let client = try TestClient(port: port)
+            // A TLS record header announcing a handshake, then nonsense.
+            try client.send([0x16, 0x03, 0x01, 0x00, 0x08, 0x01, 0x00, 0x00, 0x04, 0xde, 0xad, 0xbe, 0xef])
+            // A TLS alert at most, then the end of the stream (readUntilClose throws on its timeout).
+            let answer = try client.readUntilClose()
+            #expect(answer.count < 64)
+            #expect(answer.first.map { $0 == 0x15 } ?? true, "an alert record, or nothing")
+            let next = try TLSTestClient(port: port)
+            try next.send(get("/health"))
+            #expect(try next.readResponse().status == 200)
+        }
+        #expect(log.lines.filter { $0.contains("TLS handshake failed") }.count == 1)
+    }
+
+    @Test func aClientThatStallsMidHandshakeIsClosedAtTheHeaderTimeout() async throws {
+        let log = CapturedLog()
+        try await withTLSServer(log: log, configure: { $0.readHeaderTimeout = .milliseconds(300) }) { port, _, _ in
+            let client = try TestClient(port: port, timeout: 3)
+            try client.send([0x16, 0x03, 0x01])  // the first bytes of a record, then nothing
+            let started = ContinuousClock.now
+            #expect(client.isClosedByServer())
+            let waited = ContinuousClock.now - started
+            #expect(waited >= .milliseconds(200) && waited < .seconds(2), "closed after \(waited)")
+        }
+        #expect(log.lines.contains { $0.contains("TLS handshake timed out") })
+    }
+
+    @Test func aDrainOverTLSFinishesTheRequestInFlightWithConnectionClose() async throws {
+        let gate = Gate()
+        try await withTLSServer(router: testRouter(gate: gate)) { port, server, _ in
+            let client = try TLSTestClient(port: port)
+            try client.send(get("/gate"))
+            try await gate.waitForArrivals(1)
+            let drained = Task { await server.shutdown(drainTimeout: .seconds(5)) }
+            for _ in 0..<200 where !server.readiness.isDraining { try await Task.sleep(for: .milliseconds(5)) }
+            gate.open()
+            let response = try client.readResponse()
+            #expect(response.status == 200)
+            #expect(response.head.contains("Connection: close"))
+            #expect(client.isClosedByServer())
+            let result = await drained.value
+            #expect(result.closedAtDeadline == 0)
+        }
+    }
+
+    @Test func reloadedCertificatesServeNewConnectionsAndABadPairKeepsTheOld() async throws {
+        let log = CapturedLog()
+        try await withTLSServer(log: log) { port, server, certificate in
+            let before = try TLSTestClient(port: port)
+            #expect(before.session.peerSubject.contains("CN=service-test"))
+            let tls = try #require(server.tls)
+
+            let renewed = try TestCertificate(name: "renewed")
+            defer { renewed.remove() }
+            try renewed.install(over: certificate)
+            try tls.reload()
+            let after = try TLSTestClient(port: port, trusting: certificate.certificateFile)
+            #expect(after.session.peerSubject.contains("CN=renewed"))
+            // The connection opened before keeps working.
+            try before.send(get("/health"))
+            #expect(try before.readResponse().status == 200)
+
+            // A broken pair (the key of another certificate) is refused; the renewed one stays.
+            let other = try TestCertificate(name: "other")
+            defer { other.remove() }
+            try FileManager.default.removeItem(atPath: certificate.keyFile)
+            try FileManager.default.copyItem(atPath: other.keyFile, toPath: certificate.keyFile)
+            #expect(throws: TLSConfigurationError.self) { try tls.reload() }
+            let still = try TLSTestClient(port: port)
+            #expect(still.session.peerSubject.contains("CN=renewed"))
+        }
+    }
+
+    @Test func unusableFilesAreOneLineErrors() throws {
+        let certificate = try TestCertificate()
+        defer { certificate.remove() }
+        let other = try TestCertificate(name: "other")
+        defer { other.remove() }
+        func reason(_ cert: String, _ key: String) -> String {
+            do {
+                _ = try TLSContext(certificateFile: cert, keyFile: key)
+                return "loaded"
+            } catch {
+                return error.description
+            }
+        }
+        #expect(reason(certificate.certificateFile, certificate.keyFile) == "loaded")
+        #expect(reason("/no/such.pem", certificate.keyFile).hasPrefix("cannot read the certificate file /no/such.pem"))
+        #expect(reason(certificate.certificateFile, "/no/key.pem").hasPrefix("cannot read the private key file"))
+        #expect(reason(certificate.certificateFile, other.keyFile).hasPrefix("the private key does not match the certificate"))
+        #expect(reason(certificate.keyFile, certificate.keyFile).hasPrefix("cannot load the certificate"))
+        for text in [reason("/no/such.pem", "x"), reason(certificate.certificateFile, other.keyFile)] {
+            #expect(!text.contains("\n"))
+        }
+    }
+}
+#endif
