@@ -44,6 +44,9 @@ RUN printf 'enum BuildInfo {\n    static let version = "%s"\n    static let revi
 # requests/s, so it is not used. Set SIZE_FLAGS= (empty) to build without them (the image is
 # then over the 16 MiB that .ci/container-check allows).
 ARG SIZE_FLAGS="--experimental-lto-mode=full -Xswiftc -use-ld=lld -Xlinker --icf=all"
+# Package traits: TRAITS=TLS builds HTTPS in (OpenSSL, about 4 MiB more). It needs OpenSSL's
+# headers and static libraries for the target; see README ("HTTPS") for the musl SDK.
+ARG TRAITS=""
 
 # TARGETARCH (amd64, arm64) is set by BuildKit/buildah for the platform being built.
 ARG TARGETARCH
@@ -54,7 +57,8 @@ RUN case "$TARGETARCH" in \
         arm64) arch=aarch64 ;; \
         *) echo "unsupported TARGETARCH: $TARGETARCH" >&2; exit 1 ;; \
     esac \
-    && swift build -c release --product service --swift-sdk "$arch-swift-linux-musl" $SIZE_FLAGS -Xlinker -s \
+    && swift build -c release --product service --swift-sdk "$arch-swift-linux-musl" $SIZE_FLAGS \
+        ${TRAITS:+--traits "$TRAITS"} -Xlinker -s \
     && mkdir -p /out \
     && cp "$(swift build -c release --swift-sdk "$arch-swift-linux-musl" --show-bin-path)/service" /out/service
 
