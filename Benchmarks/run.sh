@@ -8,6 +8,9 @@
 #   NGINX=false       (leave nginx out)
 #   METRICS_AB=false  (leave out the second Swift instance run with --metrics=false, which
 #                      measures what recording metrics costs)
+#   TLS=true          (HTTPS everywhere: the service built with the TLS trait, Go's ServeTLS,
+#                      nginx `ssl`, one EC P-256 certificate; adds new-connection and
+#                      full-handshake rates; skips the start-up and scale steps)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,11 +22,20 @@ ACCESS_LOG=${ACCESS_LOG:-true}
 STARTS=${STARTS:-5}
 WARMUP=${WARMUP:-2s}
 SCALE=${SCALE:-10000}
+TLS=${TLS:-false}
+case $TLS in true | false) ;; *) echo "TLS must be true or false" >&2; exit 2 ;; esac
+if [[ $TLS == true ]]; then
+    SCALE=0
+    METRICS_AB=${METRICS_AB:-false}
+fi
+SCHEME=http
+[[ $TLS == true ]] && SCHEME=https
 BIN_DIR=$BENCH_DIR/.bin
 WORK=$BENCH_DIR/.work
 # One report per access-log setting, so a run with logs off does not replace the one with them on.
 RESULTS=$BENCH_DIR/results/latest.md
 [[ ${ACCESS_LOG:-true} == false ]] && RESULTS=$BENCH_DIR/results/latest-access-log-off.md
+[[ $TLS == true ]] && RESULTS=$BENCH_DIR/results/latest-tls.md
 CLK_TCK=$(getconf CLK_TCK)
 
 case $ACCESS_LOG in true | false) ;; *) echo "ACCESS_LOG must be true or false" >&2; exit 2 ;; esac
@@ -39,9 +51,15 @@ mkdir -p "$BIN_DIR"
 if [[ -n ${SERVICE_BIN:-} ]]; then
     log "using SERVICE_BIN=$SERVICE_BIN"
 else
-    log "building the Swift service (release, scratch path .build-bench)"
-    (cd "$ROOT" && swift build -c release --product service --scratch-path "$ROOT/.build-bench" >&2)
-    SERVICE_BIN=$ROOT/.build-bench/release/service
+    if [[ $TLS == true ]]; then
+        log "building the Swift service with the TLS trait (release, scratch path .build-bench-tls)"
+        (cd "$ROOT" && swift build -c release --product service --traits TLS --scratch-path "$ROOT/.build-bench-tls" >&2)
+        SERVICE_BIN=$ROOT/.build-bench-tls/release/service
+    else
+        log "building the Swift service (release, scratch path .build-bench)"
+        (cd "$ROOT" && swift build -c release --product service --scratch-path "$ROOT/.build-bench" >&2)
+        SERVICE_BIN=$ROOT/.build-bench/release/service
+    fi
 fi
 log "building the Go reference server"
 (cd "$BENCH_DIR/go" && GOFLAGS=-mod=mod GOPROXY=off go build -trimpath -o "$BIN_DIR/benchref" . >&2)
@@ -61,6 +79,13 @@ fi
 
 rm -rf "$WORK"
 mkdir -p "$WORK" "$BENCH_DIR/results"
+CERT=$WORK/tls.crt
+KEY=$WORK/tls.key
+if [[ $TLS == true ]]; then
+    command -v openssl >/dev/null || { echo "run.sh: TLS=true needs the openssl command" >&2; exit 1; }
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$KEY" -out "$CERT" \
+        -days 1 -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+fi
 
 # --- helpers -------------------------------------------------------------------------------
 declare -A PID PORT
@@ -110,22 +135,28 @@ start_server() {
     local name=$1 i
     PORT[$name]=$(free_port)
     if [[ $name == nginx ]]; then
-        local prefix=$WORK/nginx access='access_log off;'
+        local prefix=$WORK/nginx access='access_log off;' ssl='' ssl_config=''
         mkdir -p "$prefix/tmp"
         [[ $ACCESS_LOG == true ]] && access="access_log $WORK/nginx.log json buffer=64k flush=1s;"
+        if [[ $TLS == true ]]; then
+            ssl=' ssl'
+            ssl_config="ssl_certificate $CERT; ssl_certificate_key $KEY; ssl_protocols TLSv1.2 TLSv1.3;"
+        fi
         sed -e "s|@PREFIX@|$prefix|g" -e "s|@PORT@|${PORT[$name]}|g" -e "s|@ACCESS_LOG@|$access|" \
+            -e "s|@SSL@|$ssl|" -e "s|@SSL_CONFIG@|$ssl_config|" \
             "$BENCH_DIR/nginx/nginx.conf.in" >"$prefix/nginx.conf"
         : >"$WORK/nginx.log"
         nginx -p "$prefix" -c "$prefix/nginx.conf" 2>>"$WORK/$name.stderr" &
     else
         local extra=()
         [[ $name == swift-nometrics ]] && extra=(--metrics=false)
+        [[ $TLS == true ]] && extra+=(--tls-cert-file="$CERT" --tls-key-file="$KEY")
         "${BIN[$name]}" --host=127.0.0.1 --port="${PORT[$name]}" --access-log="$ACCESS_LOG" "${extra[@]}" \
             >>"$WORK/$name.log" 2>>"$WORK/$name.stderr" &
     fi
     PID[$name]=$!
     for ((i = 0; i < 500; i++)); do
-        if curl -fsS --max-time 1 -o /dev/null "http://127.0.0.1:${PORT[$name]}/health" 2>/dev/null; then
+        if curl -kfsS --max-time 1 -o /dev/null "$SCHEME://127.0.0.1:${PORT[$name]}/health" 2>/dev/null; then
             log "$name is up: pid ${PID[$name]}, port ${PORT[$name]}"
             return 0
         fi
@@ -140,14 +171,19 @@ start_server() {
 run_wrk() {
     local name=$1 conns=$2 duration=$3 out=$4 threads=2
     if ((conns < threads)); then threads=$conns; fi # wrk needs a connection per thread
-    wrk -t"$threads" -c"$conns" -d"$duration" --latency "http://127.0.0.1:${PORT[$name]}/health" >"$out"
+    wrk -t"$threads" -c"$conns" -d"$duration" --latency "$SCHEME://127.0.0.1:${PORT[$name]}/health" >"$out"
 }
 
 # --- start to first 200, idle RSS, SIGTERM to exit (before anything else runs) -------------
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "start to first 200, idle RSS, SIGTERM to exit: $STARTS starts of each server"
-python3 "$BENCH_DIR/startup.py" --starts "$STARTS" --access-log "$ACCESS_LOG" --logdir "$WORK" \
-    --out "$WORK/startup.tsv" --footprint "$WORK/footprint.tsv" swift="${BIN[swift]}" go="${BIN[go]}"
+if [[ $TLS == true ]]; then
+    : >"$WORK/startup.tsv"
+    : >"$WORK/footprint.tsv"
+else
+    python3 "$BENCH_DIR/startup.py" --starts "$STARTS" --access-log "$ACCESS_LOG" --logdir "$WORK" \
+        --out "$WORK/startup.tsv" --footprint "$WORK/footprint.tsv" swift="${BIN[swift]}" go="${BIN[go]}"
+fi
 
 # --- load ----------------------------------------------------------------------------------
 for name in "${SERVERS[@]}"; do start_server "$name"; done
@@ -189,6 +225,44 @@ for conns in $CONNECTIONS; do
     done
 done
 
+# --- new TLS connections ---------------------------------------------------------------------
+# Two rates per server, rounds alternating: wrk with `Connection: close` (a new connection per
+# request; wrk resumes the TLS session it had, as most clients do), and full handshakes from two
+# `openssl s_time -new` clients (no resumption). Both report the server's CPU per connection.
+HANDSHAKES=$WORK/handshakes.tsv
+printf 'server\tkind\tround\tconnections\tseconds\tcpu_ticks\n' >"$HANDSHAKES"
+if [[ $TLS == true ]]; then
+    seconds=${DURATION%s}
+    for ((round = 1; round <= ROUNDS; round++)); do
+        order=("${SERVERS[@]:round % ${#SERVERS[@]}}" "${SERVERS[@]:0:round % ${#SERVERS[@]}}")
+        for name in "${order[@]}"; do
+            pid=${PID[$name]}
+            settle "$pid"
+            log "$name: new connections (wrk, Connection: close), round $round/$ROUNDS"
+            before=$(cpu_ticks "$pid")
+            out=$WORK/wrk-close-$name-r$round.txt
+            wrk -t2 -c16 -d"$DURATION" -H 'Connection: close' "https://127.0.0.1:${PORT[$name]}/health" >"$out"
+            settle "$pid"
+            requests=$(awk '/requests in/ { print $1 }' "$out")
+            printf '%s\tresumed\t%s\t%s\t%s\t%s\n' "$name" "$round" "$requests" "$seconds" \
+                $(($(cpu_ticks "$pid") - before)) >>"$HANDSHAKES"
+            log "$name: full handshakes (2 x openssl s_time -new), round $round/$ROUNDS"
+            before=$(cpu_ticks "$pid")
+            clients=()
+            for client in 1 2; do
+                openssl s_time -connect "127.0.0.1:${PORT[$name]}" -new -time "$seconds" -www /health \
+                    >"$WORK/s_time-$name-r$round-$client.txt" 2>&1 &
+                clients+=($!)
+            done
+            wait "${clients[@]}" # not a bare `wait`: the servers are children of this shell too
+            settle "$pid"
+            connections=$(cat "$WORK"/s_time-"$name"-r"$round"-*.txt | awk '/connections in [0-9.]+ real seconds/ { n += $1 } END { print n + 0 }')
+            printf '%s\tfull\t%s\t%s\t%s\t%s\n' "$name" "$round" "$connections" "$seconds" \
+                $(($(cpu_ticks "$pid") - before)) >>"$HANDSHAKES"
+        done
+    done
+fi
+
 # --- connection scale -----------------------------------------------------------------------
 # scale.py starts each server afresh (access log off) while holding $SCALE idle connections;
 # the load servers are stopped first so they do not share the machine with it.
@@ -216,7 +290,13 @@ if [[ -n $(git -C "$ROOT" status --porcelain -- Sources Package.swift 2>/dev/nul
 fi
 wrk_version=$(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }' || true)
 {
-    echo "# Benchmark: Swift service vs Go net/http and nginx, GET /health"
+    if [[ $TLS == true ]]; then
+        echo "# Benchmark: Swift service vs Go net/http and nginx, GET /health over HTTPS"
+        echo
+        echo "TLS on every server: one EC P-256 certificate, TLS 1.3 negotiated (wrk and openssl offer it), the service built with the TLS trait (OpenSSL $(openssl version | cut -d' ' -f2)), Go's \`ServeTLS\` (crypto/tls), nginx \`listen ... ssl\` (OpenSSL)."
+    else
+        echo "# Benchmark: Swift service vs Go net/http and nginx, GET /health"
+    fi
     [[ " ${SERVERS[*]} " == *" swift-nometrics "* ]] && echo && echo "The Swift service runs with its defaults (metrics on: every request counted and timed); *Swift service, metrics off* is the same binary with \`--metrics=false\`, in the same rounds."
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -229,8 +309,9 @@ wrk_version=$(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }' || true)
     echo "- load average before the run: $LOADAVG_START"
     echo "- wrk, both servers and this script share the same $(nproc) CPUs: compare rows of this run, not across machines or runs"
     echo
-    python3 "$BENCH_DIR/summarize.py" --runs "$RUNS" --startup "$WORK/startup.tsv" --clk-tck "$CLK_TCK" --cpus "$(nproc)"
-    python3 "$BENCH_DIR/startup.py" --report --out "$WORK/startup.tsv" --footprint "$WORK/footprint.tsv"
+    python3 "$BENCH_DIR/summarize.py" --runs "$RUNS" --startup "$WORK/startup.tsv" --clk-tck "$CLK_TCK" --cpus "$(nproc)" \
+        --handshakes "$HANDSHAKES"
+    [[ $TLS == true ]] || python3 "$BENCH_DIR/startup.py" --report --out "$WORK/startup.tsv" --footprint "$WORK/footprint.tsv"
     if [[ -s $WORK/scale.md ]]; then
         echo
         cat "$WORK/scale.md"

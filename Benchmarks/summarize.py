@@ -66,12 +66,52 @@ def table(header, rows):
     return "\n".join(lines)
 
 
+def handshakes(path, clk_tck):
+    """New TLS connections per second and server CPU per connection, medians over the rounds."""
+    rows = {}
+    with open(path) as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            connections = int(row["connections"])
+            if connections == 0:
+                continue
+            rate = connections / float(row["seconds"])
+            cpu_us = int(row["cpu_ticks"]) * 1e6 / clk_tck / connections
+            rows.setdefault((row["server"], row["kind"]), []).append((rate, cpu_us))
+    if not rows:
+        return
+    kinds = [("resumed", "new connections, wrk `Connection: close` (session resumed)"),
+             ("full", "full handshakes, 2 x `openssl s_time -new`")]
+    servers = [s for s in ORDER if any(k[0] == s for k in rows)]
+    table_rows = []
+    for kind, label in kinds:
+        for server in servers:
+            values = rows.get((server, kind))
+            if not values:
+                continue
+            table_rows.append([label, NAMES.get(server, server), f"{statistics.median(v[0] for v in values):,.0f}",
+                               f"{statistics.median(v[1] for v in values):,.0f}"])
+    print("\n### New TLS connections (median of the rounds)\n")
+    print(table(["kind", "server", "connections/s", "server CPU µs per connection"], table_rows))
+    ratio_rows = []
+    for kind, label in kinds:
+        for other in [s for s in servers if s != "swift"]:
+            a, b = rows.get(("swift", kind)), rows.get((other, kind))
+            if not a or not b:
+                continue
+            ratio_rows.append([label, NAMES.get(other, other),
+                               f"{statistics.median(v[0] for v in a) / statistics.median(v[0] for v in b):.2f}",
+                               f"{statistics.median(v[1] for v in b) / statistics.median(v[1] for v in a):.2f}"])
+    print("\n### Swift / reference, new TLS connections (above 1 means Swift is better)\n")
+    print(table(["kind", "reference", "connections/s", "connections per CPU-second"], ratio_rows))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", required=True)
     parser.add_argument("--startup", required=True)
     parser.add_argument("--clk-tck", type=int, default=100)
     parser.add_argument("--cpus", type=int, default=os.cpu_count())
+    parser.add_argument("--handshakes", help="TLS mode: server kind round connections seconds cpu_ticks rows")
     args = parser.parse_args()
 
     # (server, conns) -> list of per-round measurements
@@ -140,6 +180,9 @@ def main():
                 ])
         print(f"\n### Swift / {NAMES[other]} (above 1 means Swift is higher)\n")
         print(table(["conns", "req/s", "p99", "req/CPU-ms"], ratio_rows))
+
+    if args.handshakes:
+        handshakes(args.handshakes, args.clk_tck)
 
     starts = {}
     with open(args.startup) as f:

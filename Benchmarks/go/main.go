@@ -59,6 +59,8 @@ func main() {
 	host := flag.String("host", "127.0.0.1", "address to listen on")
 	port := flag.Int("port", 8080, "TCP port to listen on; 0 picks a free one")
 	accessLog := flag.Bool("access-log", true, "log every request as a JSON line on stdout")
+	certFile := flag.String("tls-cert-file", "", "PEM certificate; with -tls-key-file, serve HTTPS")
+	keyFile := flag.String("tls-key-file", "", "PEM private key of -tls-cert-file")
 	flag.Parse()
 
 	out := &jsonLog{enc: json.NewEncoder(os.Stdout)}
@@ -99,7 +101,11 @@ func main() {
 	})
 	srv := &http.Server{Handler: mux}
 	go func() {
-		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+		serve := func() error { return srv.Serve(ln) }
+		if *certFile != "" {
+			serve = func() error { return srv.ServeTLS(ln, *certFile, *keyFile) }
+		}
+		if err := serve(); err != nil && err != http.ErrServerClosed {
 			log.Fatal(err)
 		}
 	}()

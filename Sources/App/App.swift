@@ -134,6 +134,28 @@ enum App {
             }
         }
         defer { signalTask.cancel() }
+        #if TLS
+        // Certificate files that change (a renewal written into a mounted secret) are picked up
+        // without a signal, checked every --tls-reload-interval.
+        let watcher = Task {
+            guard let certificates, configuration.tlsReloadInterval > .zero else { return }
+            while !Task.isCancelled {
+                try? await Task.sleep(for: configuration.tlsReloadInterval)
+                do {
+                    if try certificates.reloadIfChanged() {
+                        logger.info("TLS certificate files changed; reloaded, new connections use them", metadata: [
+                            "cert_file": "\(configuration.tlsCertificateFile)",
+                        ])
+                    }
+                } catch {
+                    logger.error("TLS certificate files changed but do not load; keeping the current pair", metadata: [
+                        "error": "\(error)",
+                    ])
+                }
+            }
+        }
+        defer { watcher.cancel() }
+        #endif
 
         do {
             try await group.run()

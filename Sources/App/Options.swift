@@ -48,6 +48,9 @@ struct AppConfiguration: Sendable, Equatable {
     /// With TLS, whether `-health-check` verifies that the server presents the certificate in
     /// `tlsCertificateFile` (or one chaining to it).
     var healthCheckVerify = true
+    /// With TLS, how often the certificate and key files are checked for changes (and
+    /// reloaded); zero leaves it to SIGHUP.
+    var tlsReloadInterval: Duration = .seconds(60)
 
     var tlsEnabled: Bool { !tlsCertificateFile.isEmpty }
 
@@ -121,6 +124,7 @@ enum Setting: String, CaseIterable {
     case tlsCertFile = "tls-cert-file"
     case tlsKeyFile = "tls-key-file"
     case healthCheckVerify = "health-check-verify"
+    case tlsReloadInterval = "tls-reload-interval"
 
     /// `--read-header-timeout`
     var flag: String { "--" + rawValue }
@@ -160,6 +164,7 @@ enum Setting: String, CaseIterable {
         case .tlsCertFile: "none"
         case .tlsKeyFile: "none"
         case .healthCheckVerify: String(defaults.healthCheckVerify)
+        case .tlsReloadInterval: defaults.tlsReloadInterval.goString
         }
     }
 
@@ -187,6 +192,7 @@ enum Setting: String, CaseIterable {
         case .tlsCertFile: "PEM certificate chain; with --tls-key-file, serve HTTPS (builds with the TLS trait)"
         case .tlsKeyFile: "PEM private key of --tls-cert-file"
         case .healthCheckVerify: "With -health-check over TLS: check the server presents the --tls-cert-file certificate"
+        case .tlsReloadInterval: "With TLS: how often to check the certificate and key files and reload them if changed; 0 leaves it to SIGHUP"
         }
     }
 
@@ -202,6 +208,7 @@ enum Setting: String, CaseIterable {
         case .maxConnections, .eventLoops: "count"
         case .accessLog, .metrics, .metricsAccessLog, .healthCheckVerify: "bool"
         case .tlsCertFile, .tlsKeyFile: "path"
+        case .tlsReloadInterval: "duration"
         case .logLevel: "level"
         case .metricsPort: "port"
         }
@@ -400,6 +407,7 @@ struct GivenSettings: Equatable {
         try resolve(.tlsCertFile, .path, into: &app.tlsCertificateFile)
         try resolve(.tlsKeyFile, .path, into: &app.tlsKeyFile)
         try resolve(.healthCheckVerify, .boolean, into: &app.healthCheckVerify)
+        try resolve(.tlsReloadInterval, .durationOrZero, into: &app.tlsReloadInterval)
         if app.tlsCertificateFile.isEmpty != app.tlsKeyFile.isEmpty {
             throw InvalidSettingError(message: "--tls-cert-file and --tls-key-file go together: HTTPS needs both")
         }

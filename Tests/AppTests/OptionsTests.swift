@@ -126,6 +126,8 @@ struct OptionsTests {
         (.metricsPort, "9090", { $0.metricsPort = 9090 }),
         (.metricsAccessLog, "true", { $0.metricsAccessLog = true }),
         (.healthCheckVerify, "false", { $0.healthCheckVerify = false }),
+        (.tlsReloadInterval, "10s", { $0.tlsReloadInterval = .seconds(10) }),
+        (.tlsReloadInterval, "0", { $0.tlsReloadInterval = .zero }),
     ]
 
     /// Settings valid only together, tested on their own below rather than in the tables.
@@ -313,6 +315,7 @@ struct OptionsTests {
         (.metricsPort, "65536", "an integer from 0 to 65535"),
         (.metricsAccessLog, "2", "true or false (or 1/0, yes/no, on/off)"),
         (.healthCheckVerify, "maybe", "true or false (or 1/0, yes/no, on/off)"),
+        (.tlsReloadInterval, "hourly", "a duration such as 500ms, 10s or 2m (0 disables)"),
         (.drainLinger, "forever", "a duration such as 500ms, 10s or 2m (0 disables)"),
         (.healthCheckTimeout, "0", "a duration such as 500ms, 10s or 2m"),
         (.accessLog, "maybe", "true or false"),

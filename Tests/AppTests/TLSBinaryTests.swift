@@ -78,6 +78,26 @@ import TestSupport
         #expect(service.finish().status == 0, "SIGHUP did not stop it; SIGTERM drains it")
     }
 
+    @Test func changedCertificateFilesAreReloadedWithoutASignal() throws {
+        let served = try TestCertificate(name: "first")
+        defer { served.remove() }
+        let service = try ServiceProcess([
+            "--host=127.0.0.1", "--port=0", "--tls-cert-file=\(served.certificateFile)",
+            "--tls-key-file=\(served.keyFile)", "--tls-reload-interval=100ms",
+        ])
+        let port = try service.waitForPort()
+        let renewed = try TestCertificate(name: "renewed")
+        defer { renewed.remove() }
+        try renewed.install(over: served)
+        #expect(service.waitForLine(containing: "TLS certificate files changed; reloaded", timeout: 5) != nil)
+        #expect(try healthCheck(port, certificate: served).status == 0, "the server presents the renewed certificate")
+        // Unchanged files are not reloaded again.
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(service.lines.filter { $0.contains("TLS certificate files changed") }.count == 1)
+        service.signal()
+        #expect(service.finish().status == 0)
+    }
+
     @Test func unusableCertificateFilesAreAStartupErrorWithAJSONLine() throws {
         let certificate = try TestCertificate()
         defer { certificate.remove() }

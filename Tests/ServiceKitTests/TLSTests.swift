@@ -100,12 +100,16 @@ import Testing
 
     @Test func aDrainOverTLSFinishesTheRequestInFlightWithConnectionClose() async throws {
         let gate = Gate()
-        try await withTLSServer(router: testRouter(gate: gate)) { port, server, _ in
+        let log = CapturedLog()
+        try await withTLSServer(router: testRouter(gate: gate), log: log) { port, server, _ in
             let client = try TLSTestClient(port: port)
             try client.send(get("/gate"))
             try await gate.waitForArrivals(1)
             let drained = Task { await server.shutdown(drainTimeout: .seconds(5)) }
-            for _ in 0..<200 where !server.readiness.isDraining { try await Task.sleep(for: .milliseconds(5)) }
+            // Every loop is draining once the listener has closed.
+            for _ in 0..<1000 where !log.lines.contains(where: { $0.contains("shutdown: listener closed; draining") }) {
+                try await Task.sleep(for: .milliseconds(5))
+            }
             gate.open()
             let response = try client.readResponse()
             #expect(response.status == 200)

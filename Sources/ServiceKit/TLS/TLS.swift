@@ -47,9 +47,13 @@ public final class TLSContext: @unchecked Sendable {
 /// (``reload()``): connections already open keep the pair they began with.
 public final class TLSCertificates: Sendable {
     private let current: Mutex<TLSContext>
+    /// What the files looked like when last loaded (or tried), for ``reloadIfChanged()``.
+    private let seen: Mutex<[FileStamp?]>
 
     public init(certificateFile: String, keyFile: String) throws(TLSConfigurationError) {
+        let stamps = [FileStamp(certificateFile), FileStamp(keyFile)]
         current = Mutex(try TLSContext(certificateFile: certificateFile, keyFile: keyFile))
+        seen = Mutex(stamps)
     }
 
     /// The pair for a new connection.
@@ -59,8 +63,39 @@ public final class TLSCertificates: Sendable {
     /// leaves the current one in place and throws why.
     public func reload() throws(TLSConfigurationError) {
         let old = context
+        seen.withLock { $0 = [FileStamp(old.certificateFile), FileStamp(old.keyFile)] }
         let new = try TLSContext(certificateFile: old.certificateFile, keyFile: old.keyFile)
         current.withLock { $0 = new }
+    }
+
+    /// Reloads if either file changed (inode, size or modification time, following symbolic
+    /// links: a Kubernetes secret volume swaps a symlink) since the last load or attempt.
+    /// Returns whether it reloaded; throws, once per change, if the changed pair does not load.
+    public func reloadIfChanged() throws(TLSConfigurationError) -> Bool {
+        let files = context
+        let now = [FileStamp(files.certificateFile), FileStamp(files.keyFile)]
+        guard seen.withLock({ $0 }) != now else { return false }
+        try reload()
+        return true
+    }
+}
+
+/// A file's identity and version as stat(2) reports it.
+struct FileStamp: Equatable, Sendable {
+    var device: UInt64
+    var inode: UInt64
+    var size: Int64
+    var modifiedSeconds: Int
+    var modifiedNanoseconds: Int
+
+    init?(_ path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+        size = Int64(info.st_size)
+        modifiedSeconds = Int(info.st_mtim.tv_sec)
+        modifiedNanoseconds = Int(info.st_mtim.tv_nsec)
     }
 }
 
