@@ -98,6 +98,35 @@ import TestSupport
         #expect(service.finish().status == 0)
     }
 
+    @Test func sigtermDrainsARequestInFlightOverTLS() throws {
+        let certificate = try TestCertificate()
+        defer { certificate.remove() }
+        let service = try ServiceProcess([
+            "--host=127.0.0.1", "--port=0", "--tls-cert-file=\(certificate.certificateFile)",
+            "--tls-key-file=\(certificate.keyFile)",
+        ])
+        let port = try service.waitForPort()
+        // curl (as CI installs it) holds a request in flight over TLS while SIGTERM arrives.
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = [
+            "-sS", "--cacert", certificate.certificateFile, "--max-time", "10", "-D", "-",
+            "https://127.0.0.1:\(port)/delay?ms=600",
+        ]
+        let output = Pipe()
+        curl.standardOutput = output
+        try curl.run()
+        Thread.sleep(forTimeInterval: 0.3)
+        service.signal()
+        curl.waitUntilExit()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(curl.terminationStatus == 0)
+        #expect(text.hasPrefix("HTTP/1.1 200 OK"), "\(text)")
+        #expect(text.lowercased().contains("connection: close"))
+        #expect(text.hasSuffix(#"{"delayed_ms":600}"#))
+        #expect(service.finish().status == 0)
+    }
+
     @Test func unusableCertificateFilesAreAStartupErrorWithAJSONLine() throws {
         let certificate = try TestCertificate()
         defer { certificate.remove() }

@@ -34,6 +34,19 @@ import Testing
         }
     }
 
+    @Test func anIdleTLSConnectionParksAndServesItsNextRequest() async throws {
+        try await withTLSServer { port, server, _ in
+            let client = try TLSTestClient(port: port)
+            try client.send(get("/path/1"))
+            #expect(try client.readResponse().body == "id=1 q=-")
+            // Past the park grace its task ends; the TLS session stays with the connection.
+            for _ in 0..<100 where server.parkedConnectionCount < 1 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(server.parkedConnectionCount == 1)
+            try client.send(get("/path/2"))
+            #expect(try client.readResponse().body == "id=2 q=-")
+        }
+    }
+
     @Test func aLargeBodyBothWays() async throws {
         try await withTLSServer { port, _, _ in
             let client = try TLSTestClient(port: port)
