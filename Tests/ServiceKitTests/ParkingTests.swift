@@ -86,7 +86,10 @@ private func parks(_ server: HTTPServer) -> Int { server.parksTotal.load(orderin
                     }
                     let parks = parks(server)
                     if eager {
-                        try check(parks == 5, "eager: parked \(parks) times in 5 idle moments")
+                        // One park per idle moment after a response, and a sixth when the new
+                        // connection's task first ran before the client's first request arrived
+                        // (it is idle then too; seen once in CI).
+                        try check(parks == 5 || parks == 6, "eager: parked \(parks) times in 5 idle moments")
                     } else {
                         // 0 normally; a test thread held up past the grace could add one or two.
                         try check(parks < 5, "grace: parked \(parks) times within 10 ms gaps")

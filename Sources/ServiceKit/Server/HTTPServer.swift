@@ -18,8 +18,8 @@ public final class HTTPServer: Service, @unchecked Sendable {
     /// Nil when the server was made without a metrics factory.
     public let metrics: ServerMetrics?
     #if TLS
-    /// The certificate and key new connections get, or nil for plain HTTP.
-    public let tls: TLSCertificates?
+    /// The certificate and key new connections get, or nil for plain HTTP (set once, in init).
+    public private(set) var tls: TLSCertificates?
     #endif
 
     enum State {
@@ -57,54 +57,32 @@ public final class HTTPServer: Service, @unchecked Sendable {
     ///   - readiness: the state a readiness route reports; the server marks it draining when
     ///     a graceful shutdown begins.
     ///   - metricsFactory: where the server's metrics go (``ServerMetrics``); nil records none.
-    public convenience init(
+    public init(
         configuration: ServerConfiguration, router: Router, logger: Logger, accessLogger: Logger? = nil,
         readiness: Readiness = Readiness(), metricsFactory: (any MetricsFactory)? = nil
     ) {
-        #if TLS
-        self.init(configuration: configuration, router: router, logger: logger, accessLogger: accessLogger,
-                  readiness: readiness, metricsFactory: metricsFactory, tls: nil)
-        #else
-        self.init(configuration: configuration, router: router, logger: logger, accessLogger: accessLogger,
-                  readiness: readiness, metricsFactory: metricsFactory, designated: ())
-        #endif
+        self.configuration = configuration
+        metrics = metricsFactory.map { ServerMetrics(factory: $0, routes: router.templates) }
+        self.readiness = readiness
+        self.router = router
+        self.logger = logger
+        accessLog = AccessLog(logger: accessLogger ?? Logger(label: "access"))
+        limits = HTTPLimits(
+            maxHeaderBytes: configuration.maxHeaderBytes,
+            maxRequestLineBytes: min(8 * 1024, configuration.maxHeaderBytes),
+            maxBodyBytes: configuration.maxBodyBytes
+        )
     }
 
     #if TLS
     /// A server that speaks HTTPS with `tls` (HTTP/1.1 over TLS 1.2 or 1.3); nil serves plain HTTP.
-    public init(
+    public convenience init(
         configuration: ServerConfiguration, router: Router, logger: Logger, accessLogger: Logger? = nil,
         readiness: Readiness = Readiness(), metricsFactory: (any MetricsFactory)? = nil, tls: TLSCertificates?
     ) {
+        self.init(configuration: configuration, router: router, logger: logger, accessLogger: accessLogger,
+                  readiness: readiness, metricsFactory: metricsFactory)
         self.tls = tls
-        self.configuration = configuration
-        metrics = metricsFactory.map { ServerMetrics(factory: $0, routes: router.templates) }
-        self.readiness = readiness
-        self.router = router
-        self.logger = logger
-        accessLog = AccessLog(logger: accessLogger ?? Logger(label: "access"))
-        limits = HTTPLimits(
-            maxHeaderBytes: configuration.maxHeaderBytes,
-            maxRequestLineBytes: min(8 * 1024, configuration.maxHeaderBytes),
-            maxBodyBytes: configuration.maxBodyBytes
-        )
-    }
-    #else
-    init(
-        configuration: ServerConfiguration, router: Router, logger: Logger, accessLogger: Logger?,
-        readiness: Readiness, metricsFactory: (any MetricsFactory)?, designated: Void
-    ) {
-        self.configuration = configuration
-        metrics = metricsFactory.map { ServerMetrics(factory: $0, routes: router.templates) }
-        self.readiness = readiness
-        self.router = router
-        self.logger = logger
-        accessLog = AccessLog(logger: accessLogger ?? Logger(label: "access"))
-        limits = HTTPLimits(
-            maxHeaderBytes: configuration.maxHeaderBytes,
-            maxRequestLineBytes: min(8 * 1024, configuration.maxHeaderBytes),
-            maxBodyBytes: configuration.maxBodyBytes
-        )
     }
     #endif
 

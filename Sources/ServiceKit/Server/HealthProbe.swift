@@ -67,7 +67,7 @@ public enum HealthProbe {
             if status != 0 { return .failure(Failure(description: "connect to \(address): \(describe(status))")) }
         }
 
-        var stream: ByteStream
+        let stream: ByteStream
         #if TLS
         var session: TLSSession?
         if let tls {
@@ -98,7 +98,6 @@ public enum HealthProbe {
         #else
         stream = ByteStream(socket: Socket(fd: fd))
         #endif
-        defer { withExtendedLifetime(stream) {} }
 
         let request = Array("GET \(path) HTTP/1.1\r\nHost: \(address)\r\nUser-Agent: service-health-check\r\nConnection: close\r\n\r\n".utf8)
         var sent = 0
