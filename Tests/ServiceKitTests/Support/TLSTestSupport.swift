@@ -91,23 +91,9 @@ func withTLSServer(
 ) async throws {
     let certificate = try TestCertificate()
     defer { certificate.remove() }
-    var configuration = ServerConfiguration()
-    configuration.host = "127.0.0.1"
-    configuration.port = 0
-    configuration.eventLoops = 2
-    configuration.drainLinger = .milliseconds(100)
-    configure(&configuration)
     let certificates = try TLSCertificates(certificateFile: certificate.certificateFile, keyFile: certificate.keyFile)
-    let server = HTTPServer(configuration: configuration, router: router, logger: log.logger("server"),
+    let server = HTTPServer(configuration: testConfiguration(configure), router: router, logger: log.logger("server"),
                             accessLogger: log.logger("access"), tls: certificates)
-    try server.start()
-    let port = server.localAddress?.port ?? 0
-    do {
-        try await body(port, server, certificate)
-    } catch {
-        await server.shutdown(drainTimeout: .seconds(1))
-        throw error
-    }
-    await server.shutdown(drainTimeout: .seconds(1))
+    try await serving(server) { try await body($0, server, certificate) }
 }
 #endif

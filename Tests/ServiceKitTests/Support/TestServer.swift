@@ -68,18 +68,29 @@ func withServer(
     configure: (inout ServerConfiguration) -> Void = { _ in },
     _ body: (_ port: Int, _ server: HTTPServer) async throws -> Void
 ) async throws {
+    let server = HTTPServer(configuration: testConfiguration(configure), router: router, logger: log.logger("server"),
+                            accessLogger: log.logger("access"), metricsFactory: metrics)
+    try await serving(server) { try await body($0, server) }
+}
+
+/// The test servers' configuration: loopback, a free port, two loops, a short drain linger,
+/// then `configure`.
+func testConfiguration(_ configure: (inout ServerConfiguration) -> Void) -> ServerConfiguration {
     var configuration = ServerConfiguration()
     configuration.host = "127.0.0.1"
     configuration.port = 0
     configuration.eventLoops = 2
     configuration.drainLinger = .milliseconds(100)
     configure(&configuration)
-    let server = HTTPServer(configuration: configuration, router: router, logger: log.logger("server"),
-                            accessLogger: log.logger("access"), metricsFactory: metrics)
+    return configuration
+}
+
+/// Starts `server`, runs `body` with its port, then shuts it down (also when `body` throws).
+func serving(_ server: HTTPServer, _ body: (_ port: Int) async throws -> Void) async throws {
     try server.start()
     let port = server.localAddress?.port ?? 0
     do {
-        try await body(port, server)
+        try await body(port)
     } catch {
         await server.shutdown(drainTimeout: .seconds(1))
         throw error
