@@ -21,6 +21,10 @@ enum App {
         while true { pause() }
     }
 
+    /// How long the last log lines may take to leave before the process exits: a reader that
+    /// stalled standard output must not keep a stopped service from exiting.
+    static let logFlushTimeout: Duration = .seconds(1)
+
     /// Runs the service and returns the process exit status: 0 after a clean shutdown, 1 for a
     /// startup failure, 2 for a bad command line.
     static func main(arguments: [String]) async -> Int32 {
@@ -67,7 +71,7 @@ enum App {
                     certificateFile: configuration.tlsCertificateFile, keyFile: configuration.tlsKeyFile)
             } catch {
                 logger.critical("cannot load the TLS certificate and key", metadata: ["error": "\(error)"])
-                LogSink.standardOutput.flush()
+                LogSink.standardOutput.flush(waitingUpTo: App.logFlushTimeout)
                 return 1
             }
         }
@@ -167,15 +171,15 @@ enum App {
                 "cut_requests": .stringConvertible(error.result.cutRequests),
                 "forced": .stringConvertible(error.result.forced),
             ])
-            LogSink.standardOutput.flush()
+            LogSink.standardOutput.flush(waitingUpTo: App.logFlushTimeout)
             return 1
         } catch {
             logger.error("service stopped with an error", metadata: ["error": "\(error)"])
-            LogSink.standardOutput.flush()
+            LogSink.standardOutput.flush(waitingUpTo: App.logFlushTimeout)
             return 1
         }
         logger.info("service stopped")
-        LogSink.standardOutput.flush()
+        LogSink.standardOutput.flush(waitingUpTo: App.logFlushTimeout)
         return 0
     }
 
@@ -188,7 +192,7 @@ enum App {
             "error": "\(error)", "host": "\(configuration.server.host)",
             "port": "\(port ?? configuration.server.port)",
         ])
-        LogSink.standardOutput.flush()
+        LogSink.standardOutput.flush(waitingUpTo: App.logFlushTimeout)
         return 1
     }
 

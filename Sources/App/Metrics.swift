@@ -46,6 +46,7 @@ final class AppMetrics: Sendable {
         ProcessMetrics.Name.openFileDescriptors: "Number of open file descriptors.",
         ProcessMetrics.Name.maxFileDescriptors: "Maximum number of open file descriptors.",
         ProcessMetrics.Name.startTime: "Start time of the process since unix epoch in seconds.",
+        ProcessMetrics.Name.droppedLogLines: "Log lines dropped because standard output was not read in time or failed.",
         buildInfoName: "Always 1; the labels are the version and source revision this binary was built from.",
     ]
 

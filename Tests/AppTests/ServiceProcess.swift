@@ -51,9 +51,16 @@ final class ServiceProcess: @unchecked Sendable {
         return outputData
     }
 
+    /// Opened by ``startReading()`` for a process started with `holdingOutput`.
+    private let readingGate = DispatchSemaphore(value: 0)
+
     /// Starts the service with `arguments`, or `launcher` (e.g. `unshare ...`) followed by the
-    /// service and `arguments`.
-    init(_ arguments: [String], environment: [String: String] = [:], launcher: [String] = []) throws {
+    /// service and `arguments`. With `holdingOutput`, nothing reads its standard output (a
+    /// blocking pipe, as Docker's log driver gives it) until ``startReading()``.
+    init(
+        _ arguments: [String], environment: [String: String] = [:], launcher: [String] = [],
+        holdingOutput: Bool = false
+    ) throws {
         if let first = launcher.first {
             process.executableURL = URL(fileURLWithPath: first)
             process.arguments = Array(launcher.dropFirst()) + [Self.binary.path] + arguments
@@ -68,6 +75,7 @@ final class ServiceProcess: @unchecked Sendable {
         // A reader thread, so waiting for a line can time out instead of blocking in read.
         let handle = stdout.fileHandleForReading
         Thread.detachNewThread { [self] in
+            if holdingOutput { readingGate.wait() }
             while true {
                 let chunk = handle.availableData
                 collected.lock()
@@ -77,6 +85,9 @@ final class ServiceProcess: @unchecked Sendable {
             }
         }
     }
+
+    /// Lets a process started with `holdingOutput` have its standard output read.
+    func startReading() { readingGate.signal() }
 
     private var isOutputClosed: Bool {
         collected.lock()

@@ -81,7 +81,7 @@ import Testing
         var batch = LogBatch()
         for entry in Self.entries { accessLog.log(entry, into: &batch) }
         accessLog.handOver(&batch)
-        sink.flush()
+        sink.flush(waitingUpTo: .seconds(10))
         #expect(sink.droppedLines == Self.entries.count)
     }
 

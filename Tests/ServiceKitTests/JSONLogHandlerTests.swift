@@ -390,6 +390,68 @@ struct JSONLogHandlerTests {
 
     // MARK: Failing descriptors
 
+    @Test("a blocking pipe nobody reads: appends and flushes return, lines past the cap are counted, one report once it flows")
+    func stalledBlockingPipe() throws {
+        var fds: [Int32] = [0, 0]
+        try #require(pipe(&fds) == 0)
+        defer {
+            close(fds[0])
+            close(fds[1])
+        }
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        let cap = 64 * 1024
+        let sink = LogSink(fileDescriptor: writeEnd, maxBufferedBytes: cap)
+        let reports = Mutex<[(lines: Int, bytes: Int)]>([])
+        sink.onDrops { lines, bytes in
+            reports.withLock { $0.append((lines, bytes)) }
+            sink.append(line: Array("dropped \(lines)\n".utf8))
+        }
+        // The pipe is full before the first line: the writer's first write(2) blocks, so no
+        // write completes (and nothing may be reported) until the reader comes back.
+        let prefilled = fillPipe(writeEnd)
+        // Then the writer's batch and the buffer, and then some: a blocking write(2) in the
+        // caller would hang this thread at the first line.
+        let lineSize = 1000
+        let line = [UInt8](repeating: UInt8(ascii: "s"), count: lineSize - 1) + [UInt8(ascii: "\n")]
+        let lineCount = 3 * cap / lineSize
+        let batching = try #require(
+            spawnThread {
+                LogSink.beginBatchingOnCurrentThread()
+                for index in 0..<lineCount {
+                    sink.append(line: line)
+                    if index % 10 == 0 { sink.flush() }
+                }
+                sink.flush()
+                LogSink.endBatchingOnCurrentThread()
+            }
+        )
+        pthread_join(batching, nil)
+        for _ in 0..<lineCount { sink.append(line: line) }  // this thread does not batch
+        #expect(!sink.flush(waitingUpTo: .milliseconds(100)), "the writer finished with nobody reading")
+        let dropped = sink.droppedLines
+        #expect(dropped > 0)
+        #expect(reports.withLock { $0.isEmpty }, "drops reported while output was still stalled")
+
+        // The reader comes back: everything not dropped arrives, then one report of the drops.
+        let expected = prefilled + (2 * lineCount - dropped) * lineSize
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        let deadline = time(nil) + 10
+        while time(nil) < deadline, !received.reversed().starts(with: Array("\n\(dropped) deppord".utf8)) {
+            var descriptor = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, 100) == 1 else { continue }
+            let count = read(readEnd, &chunk, chunk.count)
+            if count <= 0 { break }
+            received += chunk[..<count]
+        }
+        #expect(received.count == expected + "dropped \(dropped)\n".utf8.count)
+        let report = reports.withLock { $0 }
+        #expect(report.count == 1)
+        #expect(report.first?.lines == dropped)
+        #expect(report.first?.bytes == dropped * lineSize)
+        #expect(sink.droppedBytes == dropped * lineSize)
+    }
+
     @Test("a pipe with no reader drops and counts lines instead of crashing")
     func closedPipe() throws {
         signal(SIGPIPE, SIG_IGN)
@@ -402,6 +464,7 @@ struct JSONLogHandlerTests {
         for _ in 0..<10 {
             handler.log(event: event(.info, "into the void"))
         }
+        #expect(sink.flush(waitingUpTo: .seconds(10)))
         #expect(sink.droppedLines == 10)
         #expect(sink.droppedBytes > 10 * 60)
     }
@@ -411,11 +474,12 @@ struct JSONLogHandlerTests {
         let sink = LogSink(fileDescriptor: -1)
         sink.append(line: Array("one\n".utf8))
         sink.append(line: Array("two\n".utf8))
+        #expect(sink.flush(waitingUpTo: .seconds(10)))
         #expect(sink.droppedLines == 2)
         #expect(sink.droppedBytes == 8)
     }
 
-    @Test("a full non-blocking pipe waits briefly, then drops exactly what it could not write")
+    @Test("a full non-blocking pipe holds no appender up and loses nothing once it is read")
     func fullNonBlockingPipe() throws {
         var fds: [Int32] = [0, 0]
         try #require(pipe(&fds) == 0)
@@ -424,34 +488,17 @@ struct JSONLogHandlerTests {
             close(fds[1])
         }
         _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
-        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
-        // F_GETPIPE_SZ (1032) is a Linux macro the Glibc module does not import.
-        let reportedCapacity = Int(fcntl(fds[1], 1032))
-        let pipeCapacity = reportedCapacity > 0 ? reportedCapacity : 65_536
         let sink = LogSink(fileDescriptor: fds[1])
-
-        // Enough 30 KB lines to overflow the pipe by a line and a bit.
         let lineSize = 30_000
-        let lineCount = pipeCapacity / lineSize + 2
+        let lineCount = pipeCapacity(fds[1]) / lineSize + 4
         let line = [UInt8](repeating: UInt8(ascii: "x"), count: lineSize - 1) + [UInt8(ascii: "\n")]
-        let start = LogSink.monotonicNanoseconds()
-        for _ in 0..<lineCount {
-            sink.append(line: line)
-        }
-        let elapsed = LogSink.monotonicNanoseconds() - start
+        for _ in 0..<lineCount { sink.append(line: line) }
+        // Nobody reads: the writer cannot finish, and says so rather than wait on.
+        #expect(!sink.flush(waitingUpTo: .milliseconds(200)))
 
-        var received = 0
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let count = read(fds[0], &chunk, chunk.count)
-            if count <= 0 { break }
-            received += count
-        }
-        #expect(received + sink.droppedBytes == lineCount * lineSize)
-        #expect(sink.droppedLines >= 1)
-        #expect(received / lineSize + sink.droppedLines == lineCount)
-        // Each stalled flush waits about 250 ms, not forever.
-        #expect(elapsed < 5_000_000_000)
+        let received = readAll(fds[0], until: lineCount * lineSize, timeout: 10)
+        #expect(received == lineCount * lineSize)
+        #expect(sink.droppedLines == 0)
     }
 
     // MARK: Batching
@@ -473,7 +520,7 @@ struct JSONLogHandlerTests {
                 LogSink.beginBatchingOnCurrentThread()
                 for _ in 0..<3 { handler.log(event: event(.info, "batched")) }
                 let before = isReadable(readEnd)
-                sink.flush()
+                sink.flush(waitingUpTo: .seconds(10))
                 let after = isReadable(readEnd)
                 let flagged = LogSink.isBatchingOnCurrentThread
                 LogSink.endBatchingOnCurrentThread()
@@ -488,9 +535,10 @@ struct JSONLogHandlerTests {
         let batched = try splitLines(drain(readEnd))
         #expect(batched.count == 3)
 
-        // This thread never asked for batching: its line is in the pipe right away.
+        // This thread never asked for batching: its line goes to the writer at once, with no
+        // flush from this thread.
         handler.log(event: event(.info, "direct"))
-        #expect(isReadable(readEnd))
+        #expect(isReadable(readEnd, timeoutMilliseconds: 10_000))
         #expect(try splitLines(drain(readEnd)).count == 1)
     }
 
@@ -503,15 +551,21 @@ struct JSONLogHandlerTests {
         let thread = try #require(
             spawnThread {
                 LogSink.beginBatchingOnCurrentThread()
-                for _ in 0..<25 { thresholdSink.append(line: line) }  // 2 flushes of 10 lines, 5 buffered
+                // Never flushed by this thread: only the threshold hands these to the writer.
+                for _ in 0..<25 { thresholdSink.append(line: line) }
                 for _ in 0..<25 { cappedSink.append(line: line) }  // 10 fit, 15 dropped
                 cappedSink.flush()
                 LogSink.endBatchingOnCurrentThread()
             }
         )
         pthread_join(thread, nil)
+        #expect(cappedSink.flush(waitingUpTo: .seconds(10)))
+        // The threshold was crossed twice (at 10 and 20 lines): at least 20 lines go out with no
+        // flush from anyone. The writer takes what is buffered when it runs, so up to 25 may.
+        #expect(capture.waitForBytes(10 * 100 + 20 * 100, timeout: 10))
+        #expect(thresholdSink.flush(waitingUpTo: .seconds(10)))
         let lines = try splitLines(capture.finish())
-        #expect(lines.count == 20 + 10)
+        #expect(lines.count == 25 + 10)
         #expect(thresholdSink.droppedLines == 0)
         #expect(cappedSink.droppedLines == 15)
         #expect(cappedSink.droppedBytes == 1500)
@@ -563,9 +617,50 @@ private func containsLineSeparator(_ bytes: [UInt8]) -> Bool {
     return false
 }
 
-private func isReadable(_ fd: Int32) -> Bool {
+private func isReadable(_ fd: Int32, timeoutMilliseconds: Int32 = 0) -> Bool {
     var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-    return poll(&descriptor, 1, 0) == 1
+    return poll(&descriptor, 1, timeoutMilliseconds) == 1
+}
+
+/// Fills a pipe through a non-blocking write, leaving its descriptor blocking as it was.
+/// Returns the bytes written: whole lines of `f`.
+func fillPipe(_ fd: Int32) -> Int {
+    let flags = fcntl(fd, F_GETFL)
+    _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+    defer { _ = fcntl(fd, F_SETFL, flags) }
+    let line = [UInt8](repeating: UInt8(ascii: "f"), count: 99) + [UInt8(ascii: "\n")]
+    var total = 0
+    while true {
+        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if written == line.count {
+            total += written
+            continue
+        }
+        // A partial line cannot happen: a pipe write of at most PIPE_BUF bytes is all or nothing.
+        return total + max(0, written)
+    }
+}
+
+/// The pipe's capacity (F_GETPIPE_SZ, 1032, is a macro the Glibc module does not import).
+func pipeCapacity(_ fd: Int32) -> Int {
+    let reported = Int(fcntl(fd, 1032))
+    return reported > 0 ? reported : 65_536
+}
+
+/// Reads from `fd` until `expected` bytes came, the writer closed, or `timeout` seconds passed.
+/// Returns the byte count.
+func readAll(_ fd: Int32, until expected: Int, timeout: Int) -> Int {
+    var received = 0
+    var chunk = [UInt8](repeating: 0, count: 65_536)
+    let deadline = time(nil) + timeout
+    while received < expected && time(nil) < deadline {
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&descriptor, 1, 100) == 1 else { continue }
+        let count = read(fd, &chunk, chunk.count)
+        if count <= 0 { break }
+        received += count
+    }
+    return received
 }
 
 /// Reads what is in the pipe now without blocking.
@@ -640,8 +735,20 @@ private final class PipeCapture: Sendable {
         )
     }
 
-    /// Closes the write end, waits for the reader to see EOF, and returns everything written.
+    /// Waits until at least `count` bytes came through, for up to `timeout` seconds.
+    func waitForBytes(_ count: Int, timeout: Int) -> Bool {
+        let deadline = time(nil) + timeout
+        while time(nil) < deadline {
+            if received.bytes.withLock({ $0.count }) >= count { return true }
+            usleep(1000)
+        }
+        return false
+    }
+
+    /// Waits for the sink's writer, closes the write end, waits for the reader to see EOF, and
+    /// returns everything written.
     func finish() -> [UInt8] {
+        sink.flush(waitingUpTo: .seconds(10))
         close(writeEnd)
         pthread_join(reader, nil)
         close(readEnd)

@@ -51,6 +51,10 @@ public struct JSONLogHandler: LogHandler {
 
     /// Bootstraps the process-wide `LoggingSystem` with this handler. Like
     /// `LoggingSystem.bootstrap`, it may be called only once per process.
+    ///
+    /// Lines the sink had to drop (a reader that stalled) are reported with one `warning` line
+    /// once output flows again, `"msg":"log lines dropped"` with `dropped_lines` and
+    /// `dropped_bytes` since the last such line.
     public static func bootstrap(
         sink: LogSink = .standardOutput,
         logLevel: Logger.Level = .info,
@@ -69,6 +73,13 @@ public struct JSONLogHandler: LogHandler {
             },
             metadataProvider: metadataProvider
         )
+        let reporter = JSONLogHandler(label: "log", sink: sink, logLevel: .warning, maxValueBytes: maxValueBytes)
+        sink.onDrops { lines, bytes in
+            reporter.log(event: LogEvent(
+                level: .warning, message: "log lines dropped: standard output was not read in time",
+                metadata: ["dropped_lines": .stringConvertible(lines), "dropped_bytes": .stringConvertible(bytes)],
+                source: "ServiceKit", file: #fileID, function: #function, line: #line))
+        }
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {

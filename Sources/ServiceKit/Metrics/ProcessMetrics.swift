@@ -18,8 +18,12 @@ public final class ProcessMetrics: Sendable {
         public static let maxFileDescriptors = "process_max_fds"
         /// Gauge: when the process started, seconds since the Unix epoch.
         public static let startTime = "process_start_time_seconds"
+        /// Counter: log lines dropped because standard output was not read in time (or failed).
+        public static let droppedLogLines = "log_lines_dropped_total"
 
-        public static let all = [residentMemory, virtualMemory, cpuSeconds, openFileDescriptors, maxFileDescriptors, startTime]
+        public static let all = [
+            residentMemory, virtualMemory, cpuSeconds, openFileDescriptors, maxFileDescriptors, startTime, droppedLogLines,
+        ]
     }
 
     let residentMemory: Gauge
@@ -28,10 +32,16 @@ public final class ProcessMetrics: Sendable {
     let openFileDescriptors: Gauge
     let maxFileDescriptors: Gauge
     let startTime: Gauge
-    /// CPU seconds already reported, so the counter is moved by the difference.
+    let droppedLogLines: Counter
+    /// The sink whose drops ``droppedLogLines`` counts.
+    let logSink: LogSink
+    /// CPU seconds and dropped lines already reported, so the counters move by the difference.
     private let reportedCPU = Mutex<Double>(0)
+    private let reportedDrops = Mutex<Int>(0)
 
-    public init(factory: any MetricsFactory = MetricsSystem.factory) {
+    public init(factory: any MetricsFactory = MetricsSystem.factory, logSink: LogSink = .standardOutput) {
+        self.logSink = logSink
+        droppedLogLines = Counter(label: Name.droppedLogLines, factory: factory)
         residentMemory = Gauge(label: Name.residentMemory, factory: factory)
         virtualMemory = Gauge(label: Name.virtualMemory, factory: factory)
         cpuSeconds = FloatingPointCounter(label: Name.cpuSeconds, factory: factory)
@@ -63,6 +73,12 @@ public final class ProcessMetrics: Sendable {
         if getrlimit(Platform.nofileLimit, &limit) == 0 {
             maxFileDescriptors.record(Int(clamping: limit.rlim_cur))
         }
+        let dropped = logSink.droppedLines
+        let newDrops = reportedDrops.withLock { reported -> Int in
+            defer { reported = max(reported, dropped) }
+            return dropped - reported
+        }
+        if newDrops > 0 { droppedLogLines.increment(by: Int64(newDrops)) }
     }
 
     static func seconds(_ value: timeval) -> Double {

@@ -34,7 +34,7 @@ final class CapturedLog: @unchecked Sendable {
     deinit {
         // Write out what is buffered while the descriptor is still ours: once closed, its number
         // may belong to another test's pipe.
-        sink.flush()
+        sink.flush(waitingUpTo: .seconds(10))
         close(readFD)
         close(writeFD)
     }
@@ -46,7 +46,7 @@ final class CapturedLog: @unchecked Sendable {
 
     /// The complete lines written so far.
     var lines: [String] {
-        sink.flush()
+        sink.flush(waitingUpTo: .seconds(10))
         var chunk = [UInt8](repeating: 0, count: 65536)
         return collected.withLock { data in
             while true {
