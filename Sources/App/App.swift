@@ -49,7 +49,7 @@ enum App {
         let logger = Logger(label: "service")
 
         let readiness = Readiness()
-        var router = Routes.router(readiness: readiness)
+        var router = Routes.router(readiness: readiness, maxDelay: configuration.maxDelay)
         // Metrics: swift-metrics, bootstrapped with a Prometheus registry that `/metrics` serves,
         // on the main listener or on a port of its own.
         let metrics = configuration.metrics ? AppMetrics() : nil
@@ -286,6 +286,7 @@ enum App {
                 "metrics_port": .stringConvertible(configuration.metricsPort),
                 "metrics_access_log": .stringConvertible(configuration.metricsAccessLog),
                 "tls": .stringConvertible(configuration.tlsEnabled),
+                "max_delay": "\(configuration.maxDelay.goString)",
                 "log_level": "\(configuration.logLevel.rawValue)",
             ],
         ]

@@ -51,6 +51,9 @@ struct AppConfiguration: Sendable, Equatable {
     /// With TLS, how often the certificate and key files are checked for changes (and
     /// reloaded); zero leaves it to SIGHUP.
     var tlsReloadInterval: Duration = .seconds(60)
+    /// The longest wait `GET /delay` accepts: a modest ceiling, so anonymous clients cannot
+    /// hold connections (and the drain) for long.
+    var maxDelay: Duration = .seconds(10)
 
     var tlsEnabled: Bool { !tlsCertificateFile.isEmpty }
 
@@ -125,6 +128,7 @@ enum Setting: String, CaseIterable {
     case tlsKeyFile = "tls-key-file"
     case healthCheckVerify = "health-check-verify"
     case tlsReloadInterval = "tls-reload-interval"
+    case maxDelay = "max-delay"
 
     /// `--read-header-timeout`
     var flag: String { "--" + rawValue }
@@ -165,6 +169,7 @@ enum Setting: String, CaseIterable {
         case .tlsKeyFile: "none"
         case .healthCheckVerify: String(defaults.healthCheckVerify)
         case .tlsReloadInterval: defaults.tlsReloadInterval.goString
+        case .maxDelay: defaults.maxDelay.goString
         }
     }
 
@@ -193,6 +198,7 @@ enum Setting: String, CaseIterable {
         case .tlsKeyFile: "PEM private key of --tls-cert-file"
         case .healthCheckVerify: "With -health-check over TLS: check the server presents the --tls-cert-file certificate"
         case .tlsReloadInterval: "With TLS: how often to check the certificate and key files and reload them if changed; 0 leaves it to SIGHUP"
+        case .maxDelay: "Longest wait GET /delay accepts; longer asks get a 400"
         }
     }
 
@@ -208,7 +214,7 @@ enum Setting: String, CaseIterable {
         case .maxConnections, .eventLoops: "count"
         case .accessLog, .metrics, .metricsAccessLog, .healthCheckVerify: "bool"
         case .tlsCertFile, .tlsKeyFile: "path"
-        case .tlsReloadInterval: "duration"
+        case .tlsReloadInterval, .maxDelay: "duration"
         case .logLevel: "level"
         case .metricsPort: "port"
         }
@@ -408,6 +414,7 @@ struct GivenSettings: Equatable {
         try resolve(.tlsKeyFile, .path, into: &app.tlsKeyFile)
         try resolve(.healthCheckVerify, .boolean, into: &app.healthCheckVerify)
         try resolve(.tlsReloadInterval, .durationOrZero, into: &app.tlsReloadInterval)
+        try resolve(.maxDelay, .durationOrZero, into: &app.maxDelay)
         if app.tlsCertificateFile.isEmpty != app.tlsKeyFile.isEmpty {
             throw InvalidSettingError(message: "--tls-cert-file and --tls-key-file go together: HTTPS needs both")
         }

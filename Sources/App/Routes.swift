@@ -3,7 +3,8 @@ import ServiceKit
 /// Routes is the one file a forker edits to add endpoints: one `router.get`/`post` line per
 /// route, with the handler beside it or in its own file.
 enum Routes {
-    static func router(readiness: Readiness = Readiness()) -> Router {
+    /// - Parameter maxDelay: the longest wait `GET /delay` accepts (`--max-delay`).
+    static func router(readiness: Readiness = Readiness(), maxDelay: Duration = AppConfiguration().maxDelay) -> Router {
         var router = Router()
         // Liveness: answers as long as the process can serve at all, draining included.
         router.get("/health") { _ in .json(raw: healthBody) }
@@ -12,7 +13,9 @@ enum Routes {
             readiness.isReady ? .json(raw: readyBody) : .json(raw: drainingBody, status: 503)
         }
         // For shutdown drills: answers after the requested time.
-        router.get("/delay", delay)
+        let maxDelayMilliseconds = Int(maxDelay.components.seconds) * 1000
+            + Int(maxDelay.components.attoseconds / 1_000_000_000_000_000)
+        router.get("/delay") { request in try await delay(request, maxMilliseconds: maxDelayMilliseconds) }
         // Examples of a path parameter, a query parameter, a JSON body and a JSON answer.
         router.get("/hello/:name", hello)
         router.post("/greetings", createGreeting)
@@ -23,14 +26,12 @@ enum Routes {
     static let readyBody: [UInt8] = Array(#"{"status":"ready"}"#.utf8)
     static let drainingBody: [UInt8] = Array(#"{"status":"draining"}"#.utf8)
 
-    /// The longest `/delay` answers to; longer asks are a 400, not a way to pin connections.
-    static let maxDelayMilliseconds = 60_000
-
-    /// `GET /delay?ms=250` → after 250 ms, `{"delayed_ms":250}`. Cancelled (and the
-    /// connection closed) if the drain deadline passes first.
-    @Sendable static func delay(_ request: Request) async throws -> Response {
-        guard let text = request.query("ms"), let ms = Int(text), (0...maxDelayMilliseconds).contains(ms) else {
-            throw HTTPError.badRequest("ms must be an integer from 0 to \(maxDelayMilliseconds)")
+    /// `GET /delay?ms=250` → after 250 ms, `{"delayed_ms":250}`; more than `maxMilliseconds`
+    /// is a 400, not a way to pin connections. Cancelled if the client leaves, or the drain
+    /// deadline passes, first.
+    @Sendable static func delay(_ request: Request, maxMilliseconds: Int) async throws -> Response {
+        guard let text = request.query("ms"), let ms = Int(text), (0...maxMilliseconds).contains(ms) else {
+            throw HTTPError.badRequest("ms must be an integer from 0 to \(maxMilliseconds)")
         }
         try await Task.sleep(for: .milliseconds(ms))
         return .json(raw: Array(#"{"delayed_ms":\#(ms)}"#.utf8))

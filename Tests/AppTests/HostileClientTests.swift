@@ -7,6 +7,38 @@ import TestSupport
 /// Timings are loose bounds that separate the defence from its failure mode (a stalled or
 /// spinning server misses them by orders of magnitude); the measured figures are printed.
 @Suite(.serialized) struct HostileClientTests {
+    /// Fire-and-forget slow requests (sent, then the client closes at once) used to hold every
+    /// slot of a small cap for their whole wait, fail the probes with 503, and end a SIGTERM
+    /// in an incomplete drain with a 500 and an error line per request.
+    @Test func fireAndForgetSlowRequestsGiveTheirSlotsBackAtOnce() throws {
+        let service = try ServiceProcess([
+            "--host", "127.0.0.1", "--port", "0", "--max-connections", "20", "--max-delay", "60s",
+        ])
+        let port = try service.waitForPort()
+        for index in 0..<20 {
+            // Connected, sent, and closed as the client goes out of scope.
+            try TestClient(port: port).send(
+                "GET /delay?ms=60000 HTTP/1.1\r\nHost: t\r\nX-Request-ID: forgotten-\(index)\r\n\r\n")
+        }
+        // Every one is logged as 499 as soon as its handler is cancelled.
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, service.lines.filter({ $0.contains(#""status":499"#) }).count < 20 {
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        let gone = service.lines.filter { $0.contains(#""status":499"#) }
+        #expect(gone.count == 20)
+        #expect(gone.allSatisfy { $0.contains(#""request_id":"forgotten-"#) && $0.contains(#""path":"/delay""#) })
+        let probe = try TestClient(port: port, timeout: 3)
+        try probe.send("GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        #expect(try probe.readResponse().status == 200, "the slots were not given back")
+        service.signal(SIGTERM)
+        #expect(service.waitForExit(timeout: 10))
+        let result = service.finish()
+        #expect(result.status == 0, "the drain found requests to cut")
+        #expect(!result.stdout.contains("handler failed"))
+        #expect(!result.stdout.contains(#""level":"error""#))
+    }
+
     @Test func slowlorisConnectionsDoNotSlowOthersAndCloseAtTheHeaderTimeout() throws {
         let service = try ServiceProcess([
             "--host", "127.0.0.1", "--port", "0", "--read-header-timeout", "2s", "--access-log", "false",

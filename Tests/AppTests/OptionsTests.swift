@@ -128,6 +128,8 @@ struct OptionsTests {
         (.healthCheckVerify, "false", { $0.healthCheckVerify = false }),
         (.tlsReloadInterval, "10s", { $0.tlsReloadInterval = .seconds(10) }),
         (.tlsReloadInterval, "0", { $0.tlsReloadInterval = .zero }),
+        (.maxDelay, "2m", { $0.maxDelay = .seconds(120) }),
+        (.maxDelay, "0", { $0.maxDelay = .zero }),
     ]
 
     /// Settings valid only together, tested on their own below rather than in the tables.
@@ -316,6 +318,8 @@ struct OptionsTests {
         (.metricsAccessLog, "2", "true or false (or 1/0, yes/no, on/off)"),
         (.healthCheckVerify, "maybe", "true or false (or 1/0, yes/no, on/off)"),
         (.tlsReloadInterval, "hourly", "a duration such as 500ms, 10s or 2m (0 disables)"),
+        (.maxDelay, "-5s", "a duration such as 500ms, 10s or 2m (0 disables)"),
+        (.maxDelay, "forever", "a duration such as 500ms, 10s or 2m (0 disables)"),
         (.drainLinger, "forever", "a duration such as 500ms, 10s or 2m (0 disables)"),
         (.healthCheckTimeout, "0", "a duration such as 500ms, 10s or 2m"),
         (.accessLog, "maybe", "true or false"),

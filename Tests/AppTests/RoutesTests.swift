@@ -45,6 +45,30 @@ import TestSupport
         #expect(try await call("POST", "/health").status == 405)
     }
 
+    @Test func delayHonoursItsCeiling() async throws {
+        let short = Routes.router(maxDelay: .milliseconds(20))
+        func call(_ target: String) async throws -> Int {
+            let raw = "GET \(target) HTTP/1.1\r\nHost: t\r\n\r\n"
+            let head: HTTPRequestHead = try Array(raw.utf8).withUnsafeBytes { bytes in
+                guard case .complete(let head, _) = HTTPRequestParser.parseHead(bytes, limits: HTTPLimits()) else {
+                    throw TestClient.Failure(description: "test request did not parse")
+                }
+                return head
+            }
+            guard case .found(let handler, let parameters, _) = short.match(method: "GET", path: head.path) else { return 404 }
+            do {
+                return try await handler(Request(head: head, body: [], pathParameters: parameters)).status
+            } catch let error as HTTPError {
+                return error.status
+            }
+        }
+        #expect(try await call("/delay?ms=20") == 200)
+        #expect(try await call("/delay?ms=21") == 400)
+        #expect(try await call("/delay?ms=-1") == 400)
+        // The default ceiling is 10 s.
+        #expect(AppConfiguration().maxDelay == .seconds(10))
+    }
+
     @Test func helloReadsThePathAndQuery() async throws {
         #expect(try json(try await call("GET", "/hello/Ada"))["message"] as? String == "Hello, Ada!")
         #expect(try json(try await call("GET", "/hello/Ada%20L?greeting=Hi+there"))["message"] as? String == "Hi there, Ada L!")

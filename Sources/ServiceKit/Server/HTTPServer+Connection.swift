@@ -170,17 +170,37 @@ extension HTTPServer {
                 route = matched
                 connection.inFlight = Connection.InFlight(method: head.method, path: head.path, requestID: requestID)
                 let request = Request(head: head, body: body, pathParameters: parameters, remoteAddress: remote, id: requestID)
+                // With nothing more buffered, the client's FIN or reset means it has gone (a
+                // pipelined request behind this one means it has not), and the handler's task
+                // is cancelled, as Go cancels `r.Context()`; a FIN that came with the request
+                // cancels it before the handler starts. Cancellation is cooperative: a handler
+                // that returns anyway has its response written, for a client that only
+                // half-closed; one that throws is logged as 499 and answered with nothing.
+                if input.isEmpty {
+                    connection.watchesHangup = true
+                    if loop.sawHangup(stream.fd) { clientHungUp(stream.fd, on: state) }
+                }
                 do {
                     response = try await handler(request)
-                } catch let error as HTTPError {
+                } catch let error as HTTPError where !connection.clientGone {
                     response = .error(error.status, error.reason)
                 } catch {
-                    logger.error("handler failed", metadata: [
-                        "error": "\(String(describing: error))", "method": "\(head.method)", "path": "\(head.path)",
-                        "request_id": "\(requestID)",
-                    ])
+                    connection.watchesHangup = false
+                    if connection.clientGone {
+                        clientLeft(head: head, route: matched, started: started, requestID: requestID,
+                                   connection: connection, state: state)
+                        return
+                    }
+                    // Cut by the drain deadline, the request was logged as "request cut".
+                    if !connection.forceClosed {
+                        logger.error("handler failed", metadata: [
+                            "error": "\(String(describing: error))", "method": "\(head.method)", "path": "\(head.path)",
+                            "request_id": "\(requestID)",
+                        ])
+                    }
                     response = .error(500, "internal server error")
                 }
+                connection.watchesHangup = false
             case .notFound:
                 response = .error(404, "not found")
             case .methodNotAllowed(let methods, let matched):
@@ -189,7 +209,7 @@ extension HTTPServer {
                 response.headers.add(name: "Allow", value: methods.joined(separator: ", "))
             }
 
-            let keepAlive = head.keepAlive && !state.draining
+            let keepAlive = head.keepAlive && !state.draining && !connection.clientGone
             let sent = await send(response, for: head, requestID: requestID, keepAlive: keepAlive,
                                   stream: stream, state: state, output: &output)
             connection.inFlight = nil
@@ -208,6 +228,37 @@ extension HTTPServer {
                 return
             }
             connection.answeredOne = true
+        }
+    }
+
+    /// The status logged and counted for a request whose client closed the connection before
+    /// its response was written (nginx's 499): a client's doing, not a server error.
+    public static let clientClosedRequest = 499
+
+    /// The loop's call when a client hangs up while nothing reads its connection (loop thread
+    /// only): if a handler is running for it, its task is cancelled (see ``serve(_:on:)``).
+    func clientHungUp(_ fd: Int32, on state: LoopState) {
+        guard let connection = state.connections[fd], connection.watchesHangup, !connection.clientGone else { return }
+        connection.clientGone = true
+        connection.task?.cancel()
+    }
+
+    /// Logs and counts a request whose client left while its handler ran: status 499 with the
+    /// request ID, at once. Nothing is written back: the caller closes the connection, and a
+    /// client that only half-closed reads the end of the stream with no response.
+    private func clientLeft(
+        head: HTTPRequestHead, route: RouteInfo, started: UInt64, requestID: String, connection: Connection,
+        state: LoopState
+    ) {
+        connection.inFlight = nil
+        let elapsed = EventLoop.now() &- started
+        if metrics != nil {
+            state.metrics.record(route: route.index, method: head.method, status: Self.clientClosedRequest,
+                                 nanoseconds: elapsed)
+        }
+        if route.accessLog {
+            logAccess(head: head, status: Self.clientClosedRequest, bytes: 0, elapsed: elapsed,
+                      remote: connection.remoteHost, requestID: requestID, state: state)
         }
     }
 

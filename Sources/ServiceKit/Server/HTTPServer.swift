@@ -146,6 +146,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
                         }
                     }
                     loop.parkedHandler = { fd, result in self.parkedConnectionWoke(fd, result, on: loopState) }
+                    loop.hangupHandler = { fd in self.clientHungUp(fd, on: loopState) }
                 }
                 loops.append(loopState)
             } catch {

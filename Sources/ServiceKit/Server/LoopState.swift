@@ -108,6 +108,11 @@ final class Connection: @unchecked Sendable {
     @exclusivity(unchecked) var inFlight: InFlight?
     /// Set when the drain deadline closes the connection: its task stops at the next wait.
     @exclusivity(unchecked) var forceClosed = false
+    /// Set while a handler runs with no further request buffered: a hang-up then means the
+    /// client has gone, and cancels the handler (``HTTPServer/clientHungUp(_:on:)``).
+    @exclusivity(unchecked) var watchesHangup = false
+    /// Set when the client closed or reset the connection while its request's handler ran.
+    @exclusivity(unchecked) var clientGone = false
     /// Whether a request has been answered on it (the first one's header timer runs from accept).
     @exclusivity(unchecked) var answeredOne = false
     /// When the connection's current wait for a request ends (monotonic nanoseconds): kept

@@ -66,6 +66,10 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// Told when a parked descriptor becomes readable, its park deadline passes, or its wait
     /// is cancelled (see ``park(_:deadline:)``). Set once, before anything is parked.
     @exclusivity(unchecked) public var parkedHandler: ((Int32, WaitResult) -> Void)?
+    /// Told when epoll reports a hang-up, a half-close or an error on a descriptor that no
+    /// task is waiting to read and that is not parked: a peer that left while its request's
+    /// handler runs. Set once, before anything is registered.
+    @exclusivity(unchecked) public var hangupHandler: ((Int32) -> Void)?
     /// Per-loop state the HTTP server keeps here so its hot path needs no locks.
     @exclusivity(unchecked) public var serverState: AnyObject?
     /// Bumped before every `epoll_wait`; see ``noteDrained(_:)``.
@@ -275,6 +279,13 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         slots[Int(fd)].drainedIn = .max
     }
 
+    /// Whether epoll reported a hang-up, a half-close or an error on `fd` since it was
+    /// registered.
+    @inline(__always)
+    public func sawHangup(_ fd: Int32) -> Bool {
+        Int(fd) < slots.count && slots[Int(fd)].drainedIn == .max
+    }
+
     /// Whether a read on `fd` emptied its receive queue since this loop last polled.
     @inline(__always)
     public func isDrained(_ fd: Int32) -> Bool {
@@ -381,6 +392,8 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
                         finish(waiter, .ready)
                     } else if slots[Int(fd)].parkedUntil != 0 {
                         unpark(fd, .ready)
+                    } else if flags & (csystem_EPOLLERR | csystem_EPOLLHUP | csystem_EPOLLRDHUP) != 0 {
+                        hangupHandler?(fd)
                     }
                 }
                 if flags & (csystem_EPOLLOUT | csystem_EPOLLERR | csystem_EPOLLHUP) != 0,
@@ -412,6 +425,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         // The handler and the hooks usually refer to state that refers to this loop: break
         // the cycles, or a stopped loop and its server would never be freed.
         parkedHandler = nil
+        hangupHandler = nil
         afterIteration = []
         csystem_set_current_loop(nil)
         // Closures queued since the last drain still run (on this thread, after the loop), so
