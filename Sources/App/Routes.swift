@@ -49,14 +49,14 @@ enum Routes {
         return try .json(Greeting(message: greeting + ", " + name + "!"))
     }
 
-    struct NewGreeting: Codable {
+    struct NewGreeting: Codable, Sendable {
         var name: String
         var greeting: String?
     }
 
     /// `POST /greetings` with `{"name":"Ada","greeting":"Hi"}` → 201 `{"message":"Hi, Ada!"}`
     @Sendable static func createGreeting(_ request: Request) async throws -> Response {
-        let input = try request.decode(NewGreeting.self)
+        let input = try await request.decode(NewGreeting.self)
         var name = String(input.name.trimmingPrefix(while: \.isWhitespace))
         while name.last?.isWhitespace == true { name.removeLast() }
         guard !name.isEmpty, name.count <= 100 else {

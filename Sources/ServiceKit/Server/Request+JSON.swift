@@ -18,6 +18,21 @@ extension Request {
         }
     }
 
+    /// Bodies from this size on are decoded off the event loop (``offLoop(_:)``): a 1 MiB body
+    /// takes tens of milliseconds to decode, which the loop's other connections would wait for.
+    public static let offLoopDecodeBytes = 64 * 1024
+
+    /// Decodes the body as JSON, as the synchronous ``decode(_:as:)`` does; a body of
+    /// ``offLoopDecodeBytes`` or more is decoded off the event loop.
+    public func decode<T: Decodable & Sendable>(
+        _ type: T.Type, as decoder: JSONDecoder = JSONDecoder()
+    ) async throws(HTTPError) -> T {
+        // A synchronous closure, so that the call inside is the synchronous overload.
+        let decode: @Sendable () throws(HTTPError) -> T = { () throws(HTTPError) -> T in try self.decode(type, as: decoder) }
+        guard body.count >= Self.offLoopDecodeBytes else { return try decode() }
+        return try await offLoop(decode)
+    }
+
     static func describe(_ error: DecodingError) -> String {
         func path(_ keys: [any CodingKey]) -> String {
             keys.isEmpty ? "the top level" : "'" + keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".") + "'"

@@ -1,0 +1,81 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import ServiceKit
+
+/// Heavy work in a handler, run off the event loop, leaves the loop's other connections served.
+@Suite struct OffLoopTests {
+    /// Where a decoder ran: on an event loop or not.
+    struct Probe: Decodable, Sendable {
+        let onLoop: Bool
+        init(from decoder: any Decoder) throws {
+            onLoop = EventLoop.current != nil
+            _ = try decoder.singleValueContainer().decode(String.self)
+        }
+    }
+
+    @Test func theBodyRunsOffTheLoopAndTheHandlerResumesOnIt() async throws {
+        var router = Router()
+        router.get("/where") { _ in
+            let before = EventLoop.current != nil
+            let inside = await offLoop { EventLoop.current != nil }
+            let after = EventLoop.current != nil
+            return .text("\(before) \(inside) \(after)")
+        }
+        try await withServer(router: router) { port, _ in
+            let client = try TestClient(port: port)
+            try client.send(get("/where"))
+            #expect(try client.readResponse().bodyText == "true false true")
+        }
+    }
+
+    @Test func aHandlerComputingOffTheLoopLeavesItsLoopAnswering() async throws {
+        final class Flag: Sendable {
+            let raised = Atomic<Bool>(false)
+            var isRaised: Bool { raised.load(ordering: .relaxed) }
+        }
+        let spinning = Flag()
+        var router = testRouter()
+        router.get("/heavy") { _ in
+            let spins = await offLoop {
+                spinning.raised.store(true, ordering: .relaxed)
+                defer { spinning.raised.store(false, ordering: .relaxed) }
+                // 1.5 s of CPU, the way a large decode or a password hash would take it.
+                let until = ContinuousClock.now + .milliseconds(1500)
+                var count = 0
+                while ContinuousClock.now < until { count += 1 }
+                return count
+            }
+            return .text("spun \(spins > 0)")
+        }
+        // One loop: the heavy request and the probe share it.
+        try await withServer(router: router, configure: { $0.eventLoops = 1 }) { port, _ in
+            let heavy = try TestClient(port: port)
+            try heavy.send(get("/heavy"))
+            for _ in 0..<400 where !spinning.isRaised { try await Task.sleep(for: .milliseconds(5)) }
+            try #require(spinning.isRaised)
+            let probe = try TestClient(port: port)
+            try probe.send(get("/health"))
+            #expect(try probe.readResponse().status == 200)
+            #expect(spinning.isRaised, "the probe waited for the heavy handler")
+            #expect(try heavy.readResponse().bodyText == "spun true")
+        }
+    }
+
+    @Test func largeBodiesAreDecodedOffTheLoopAndSmallOnesOnIt() async throws {
+        var router = Router()
+        router.post("/probe") { request in
+            let probe = try await request.decode(Probe.self)
+            return .text(probe.onLoop ? "on loop" : "off loop")
+        }
+        try await withServer(router: router) { port, _ in
+            let client = try TestClient(port: port)
+            for (size, expected) in [(10, "on loop"), (Request.offLoopDecodeBytes, "off loop")] {
+                let body = "\"" + String(repeating: "a", count: size) + "\""
+                try client.send("POST /probe HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                                + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
+                #expect(try client.readResponse().bodyText == expected)
+            }
+        }
+    }
+}
