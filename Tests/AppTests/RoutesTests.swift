@@ -77,4 +77,23 @@ import TestSupport
         let response = try await call("POST", "/greetings", body: #"{"name":"x"}"#, contentType: "text/plain")
         #expect(response.status == 415)
     }
+
+    /// The media type is compared whole (RFC 9110 §8.3.1): type and subtype in any case, then
+    /// well-formed parameters; no other type, and no `+json` type, is taken for JSON.
+    @Test(arguments: [
+        ("application/json", 201), ("Application/JSON", 201), ("application/json; charset=utf-8", 201),
+        ("application/json;charset=\"utf-8\"", 201), ("  application/json  ", 201), ("application/json ;a=b;\tc=d", 201),
+        ("application/json;", 201), ("application/json; ; a=b", 201), ("application/json; a=\"q\\\"d;x\"", 201),
+        (nil, 201),
+        ("application/jsonx", 415), ("application/json x", 415), ("application/json-seq", 415), ("application/json5", 415),
+        ("application/merge-patch+json", 415), ("application/problem+json", 415), ("application/vnd.api+json", 415),
+        ("text/json", 415), ("application/ json", 415), ("application /json", 415), ("application/json,text/plain", 415),
+        ("application/json; charset", 415), ("application/json; =x", 415), ("application/json; a=", 415),
+        ("application/json; a=\"open", 415), ("application/json; a b=c", 415), ("application", 415), ("", 415),
+        ("text/plain; x=application/json", 415),
+    ] as [(String?, Int)])
+    func createGreetingComparesTheMediaTypeExactly(contentType: String?, status: Int) async throws {
+        let response = try await call("POST", "/greetings", body: #"{"name":"x"}"#, contentType: contentType)
+        #expect(response.status == status, "\(contentType ?? "no Content-Type")")
+    }
 }
