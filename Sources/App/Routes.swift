@@ -44,7 +44,11 @@ enum Routes {
     @Sendable static func hello(_ request: Request) async throws -> Response {
         let name = request.parameter("name") ?? ""
         let greeting = request.query("greeting") ?? "Hello"
-        guard greeting.count <= 64 else { throw HTTPError.badRequest("greeting must be at most 64 characters") }
+        // Limits count Unicode scalars, which bound the bytes echoed back (4 each at most);
+        // a grapheme count does not: one letter with any number of combining marks is one.
+        guard greeting.unicodeScalars.count <= 64 else {
+            throw HTTPError.badRequest("greeting must be at most 64 Unicode code points")
+        }
         return try .json(Greeting(message: greeting + ", " + name + "!"))
     }
 
@@ -58,8 +62,8 @@ enum Routes {
         let input = try request.decode(NewGreeting.self)
         var name = String(input.name.trimmingPrefix(while: \.isWhitespace))
         while name.last?.isWhitespace == true { name.removeLast() }
-        guard !name.isEmpty, name.count <= 100 else {
-            throw HTTPError(status: 422, reason: "name must be 1 to 100 characters")
+        guard !name.isEmpty, name.unicodeScalars.count <= 100 else {
+            throw HTTPError(status: 422, reason: "name must be 1 to 100 Unicode code points")
         }
         return try .json(Greeting(message: (input.greeting ?? "Hello") + ", " + name + "!"), status: 201)
     }

@@ -64,13 +64,35 @@ import TestSupport
         (#"{"name":42}"#, 400, "'name' should be a string"),
         (#"{"name":"a""#, 400, "invalid JSON body"),
         ("", 400, "request body is empty"),
-        (#"{"name":"   "}"#, 422, "name must be 1 to 100 characters"),
+        (#"{"name":"   "}"#, 422, "name must be 1 to 100 Unicode code points"),
     ])
     func createGreetingRejectsBadInputClearly(body: String, status: Int, message: String) async throws {
         let response = try await call("POST", "/greetings", body: body)
         #expect(response.status == status)
         let error = try json(response)["error"] as? String
         #expect(error?.contains(message) == true, "\(error ?? "nil")")
+    }
+
+    /// The limits bound what is echoed back, so they count Unicode scalars: one letter followed
+    /// by any number of combining marks is one Character (grapheme cluster) but as many scalars.
+    @Test func lengthLimitsCountUnicodeScalarsNotCharacters() async throws {
+        func percentEncoded(_ text: String) -> String {
+            text.utf8.map { "%" + String($0, radix: 16, uppercase: true) }.joined()
+        }
+        let stacked = "a" + String(repeating: "\u{301}", count: 200)
+        #expect(stacked.count == 1 && stacked.unicodeScalars.count == 201)
+        let greeting = try await call("GET", "/hello/x?greeting=\(percentEncoded(stacked))")
+        #expect(greeting.status == 400)
+        #expect(try json(greeting)["error"] as? String == "greeting must be at most 64 Unicode code points")
+        // At the limit in scalars, whatever their UTF-8 length.
+        #expect(try await call("GET", "/hello/x?greeting=\(percentEncoded(String(repeating: "\u{E9}", count: 64)))").status == 200)
+        #expect(try await call("GET", "/hello/x?greeting=\(percentEncoded(String(repeating: "\u{E9}", count: 65)))").status == 400)
+
+        let name = try await call("POST", "/greetings", body: #"{"name":"\#(stacked)"}"#)
+        #expect(name.status == 422)
+        #expect(try json(name)["error"] as? String == "name must be 1 to 100 Unicode code points")
+        #expect(try await call("POST", "/greetings", body: #"{"name":"\#(String(repeating: "\u{E9}", count: 100))"}"#).status == 201)
+        #expect(try await call("POST", "/greetings", body: #"{"name":"\#(String(repeating: "\u{E9}", count: 101))"}"#).status == 422)
     }
 
     @Test func createGreetingWantsJSONContentType() async throws {
