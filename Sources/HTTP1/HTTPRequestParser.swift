@@ -387,7 +387,11 @@ public enum HTTPRequestParser {
     static func isValidHost(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
         let end = range.upperBound
         var i = range.lowerBound
+        // The common case first, in one pass: a name or IPv4 address without pct-encoding.
+        while i < end, ASCII.isRegName(bytes[i]) { i += 1 }
         if i == end { return true }
+        if bytes[i] == ASCII.colon && i > range.lowerBound { return isValidPort(bytes, (i + 1)..<end) }
+        i = range.lowerBound
         if bytes[i] == UInt8(ascii: "[") {
             var close = i + 1
             while close < end, bytes[close] != UInt8(ascii: "]") { close += 1 }
@@ -402,9 +406,15 @@ public enum HTTPRequestParser {
             guard i > hostStart else { return false }
         }
         if i == end { return true }
-        guard bytes[i] == ASCII.colon, end - (i + 1) <= 5 else { return false }
+        return bytes[i] == ASCII.colon && isValidPort(bytes, (i + 1)..<end)
+    }
+
+    /// At most five digits naming 0 to 65535, or none.
+    @inline(__always)
+    static func isValidPort(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+        guard range.count <= 5 else { return false }
         var port = 0
-        for index in (i + 1)..<end {
+        for index in range {
             guard ASCII.isDigit(bytes[index]) else { return false }
             port = port * 10 + Int(bytes[index] &- UInt8(ascii: "0"))
         }
