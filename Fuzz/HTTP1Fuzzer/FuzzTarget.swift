@@ -1,6 +1,6 @@
-// libFuzzer target for the HTTP1 module: the request-head parser, the body decoder and the
-// response serializer. It is compiled into the HTTP1 module itself (no SwiftPM), so internal
-// API is reachable:
+// libFuzzer target for the HTTP1 module: the request-head parser, the body decoder, the
+// media-type check and the response serializer. It is compiled into the HTTP1 module itself
+// (no SwiftPM), so internal API is reachable:
 //
 //   swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name HTTP1 \
 //       Sources/HTTP1/*.swift Fuzz/HTTP1Fuzzer/FuzzTarget.swift -o .build-fuzz/http1-fuzzer
@@ -257,6 +257,17 @@ enum Fuzz {
         case .none:
             check(transferEncodings.isEmpty, "no framing with a Transfer-Encoding")
             check(lengths.allSatisfy { $0 == "0" }, "no framing with Content-Length values \(lengths)")
+        }
+
+        // Content-Type (RFC 9110 §8.3.1): MediaType.value never traps, and takes a value for
+        // application/json only when that is its type/subtype, whole, before any parameters.
+        for value in values("content-type") {
+            let json = MediaType.value(value, is: "application/json")
+            let lower = trimmedLowercased(value[...])
+            let rest = trimmedLowercased(lower.dropFirst("application/json".count))
+            check(!json || (lower.hasPrefix("application/json") && (rest.isEmpty || rest.hasPrefix(";"))),
+                  "Content-Type \(value.debugDescription) taken for application/json")
+            check(json || lower != "application/json", "Content-Type \(value.debugDescription) not taken for application/json")
         }
 
         // Persistence (RFC 9112 §9.3).
