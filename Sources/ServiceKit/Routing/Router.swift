@@ -176,9 +176,9 @@ public struct Router: Sendable {
         }.joined(separator: "/")
     }
 
-    /// What lies between the slashes of a path, empty segments included: `/a//b/` is `a`, ``,
-    /// `b`, ``, and `/` is one empty segment, so ``template(_:)`` gives the path back. Nil for a
-    /// path without a leading `/` (`*`, an authority).
+    /// What lies between the slashes of a path, empty segments included: `/a//b/` is `a`, an
+    /// empty segment, `b` and another, and `/` is one empty segment, so ``template(_:)`` gives
+    /// the path back. Nil for a path without a leading `/` (`*`, an authority).
     static func split(_ path: String) -> [Substring]? {
         guard path.utf8.first == UInt8(ascii: "/") else { return nil }
         return path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
