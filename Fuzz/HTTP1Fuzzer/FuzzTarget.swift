@@ -1,6 +1,6 @@
-// libFuzzer target for the HTTP1 module: the request-head parser, the body decoder and the
-// response serializer. It is compiled into the HTTP1 module itself (no SwiftPM), so internal
-// API is reachable:
+// libFuzzer target for the HTTP1 module: the request-head parser, the body decoder, the
+// media-type check and the response serializer. It is compiled into the HTTP1 module itself
+// (no SwiftPM), so internal API is reachable:
 //
 //   swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name HTTP1 \
 //       Sources/HTTP1/*.swift Fuzz/HTTP1Fuzzer/FuzzTarget.swift -o .build-fuzz/http1-fuzzer
@@ -186,7 +186,7 @@ enum Fuzz {
         return String(decoding: t.utf8.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }, as: UTF8.self)
     }
 
-    /// A Content-Length list element as its decimal digits without leading zeros ("0" for zero),
+    /// A Content-Length value as its decimal digits without leading zeros ("0" for zero),
     /// or nil when it is not 1*DIGIT. Kept as text so values past Int.max stay distinct.
     static func contentLengthDigits(_ element: Substring) -> String? {
         let t = trimmedLowercased(element)
@@ -226,22 +226,27 @@ enum Fuzz {
             check(head.headers[mixedCase] == values(name).first, "subscript \(mixedCase)")
         }
 
-        // Host (RFC 9112 §3.2).
-        let hosts = values("host").count
-        check(hosts <= 1, "\(hosts) Host fields accepted")
-        check(head.version != .http1_1 || hosts == 1, "HTTP/1.1 without Host accepted")
+        // Host (RFC 9112 §3.2): one at most, one in 1.1, and only of bytes Go's
+        // httpguts.ValidHostHeader accepts (the parser checks the grammar, which is stricter).
+        let hosts = values("host")
+        check(hosts.count <= 1, "\(hosts.count) Host fields accepted")
+        check(head.version != .http1_1 || hosts.count == 1, "HTTP/1.1 without Host accepted")
+        let goHostBytes = Set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!$%&()*+,-.:;=[']_~".utf8)
+        check(hosts.allSatisfy { $0.utf8.allSatisfy(goHostBytes.contains) }, "Host \(hosts) accepted")
 
         // Framing (RFC 9112 §6.3): exactly one of none, Content-Length, chunked, decided by the fields.
+        // Repeated Content-Length fields must all have the same text (as Go requires).
         let transferEncodings = values("transfer-encoding")
-        let lengths = values("content-length")
-            .flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }
-            .map(contentLengthDigits)
+        let lengthValues = values("content-length")
+        check(Set(lengthValues).count <= 1, "different Content-Length values \(lengthValues) accepted")
+        let lengths = lengthValues.map { contentLengthDigits($0[...]) }
         switch head.framing {
         case .chunked:
             check(head.version == .http1_1, "chunked framing in HTTP/1.0")
             check(lengths.isEmpty, "chunked framing with a Content-Length")
-            let codings = transferEncodings.flatMap { $0.split(separator: ",") }.map(trimmedLowercased).filter { !$0.isEmpty }
-            check(codings == ["chunked"], "chunked framing from transfer-codings \(codings)")
+            // One field holding `chunked` and nothing else, as Go requires.
+            check(transferEncodings.map { trimmedLowercased($0[...]) } == ["chunked"],
+                  "chunked framing from Transfer-Encoding \(transferEncodings)")
         case .contentLength(let n):
             check(transferEncodings.isEmpty, "Content-Length framing with a Transfer-Encoding")
             check(n > 0, "Content-Length framing of \(n)")
@@ -254,6 +259,17 @@ enum Fuzz {
             check(lengths.allSatisfy { $0 == "0" }, "no framing with Content-Length values \(lengths)")
         }
 
+        // Content-Type (RFC 9110 §8.3.1): MediaType.value never traps, and takes a value for
+        // application/json only when that is its type/subtype, whole, before any parameters.
+        for value in values("content-type") {
+            let json = MediaType.value(value, is: "application/json")
+            let lower = trimmedLowercased(value[...])
+            let rest = trimmedLowercased(lower.dropFirst("application/json".count))
+            check(!json || (lower.hasPrefix("application/json") && (rest.isEmpty || rest.hasPrefix(";"))),
+                  "Content-Type \(value.debugDescription) taken for application/json")
+            check(json || lower != "application/json", "Content-Type \(value.debugDescription) not taken for application/json")
+        }
+
         // Persistence (RFC 9112 §9.3).
         let connection = Set(values("connection").flatMap { $0.split(separator: ",") }.map(trimmedLowercased))
         let keepAlive = head.version == .http1_1 ? !connection.contains("close")
@@ -261,8 +277,8 @@ enum Fuzz {
         check(head.keepAlive == keepAlive, "keepAlive \(head.keepAlive) with Connection \(connection)")
 
         // Expect (RFC 9110 §10.1.1): 100-continue is the only expectation accepted, and it is
-        // ignored in HTTP/1.0.
-        let expectations = values("expect").map { trimmedLowercased(Substring($0)) }
+        // ignored in HTTP/1.0; an empty Expect expects nothing.
+        let expectations = values("expect").map { trimmedLowercased(Substring($0)) }.filter { !$0.isEmpty }
         check(expectations.allSatisfy { $0 == "100-continue" }, "expectations \(expectations) accepted")
         check(head.expectsContinue == (head.version == .http1_1 && !expectations.isEmpty),
               "expectsContinue \(head.expectsContinue) with \(head.version) and Expect \(expectations)")

@@ -18,10 +18,36 @@ enum ASCII {
     static var tokenMaskHigh: UInt64 { 0x57ff_ffff_c7ff_fffe }
 
     @inline(__always)
-    static func isToken(_ byte: UInt8) -> Bool {
-        let mask = byte < 64 ? tokenMaskLow : (byte < 128 ? tokenMaskHigh : 0)
+    static func isToken(_ byte: UInt8) -> Bool { isIn(byte, low: tokenMaskLow, high: tokenMaskHigh) }
+
+    /// Whether `byte` is in the class with bit `b` of `low` for bytes b below 64 and of `high`
+    /// for bytes 64 + b below 128.
+    @inline(__always)
+    static func isIn(_ byte: UInt8, low: UInt64, high: UInt64) -> Bool {
+        let mask = byte < 64 ? low : (byte < 128 ? high : 0)
         return (mask >> UInt64(byte & 63)) & 1 != 0
     }
+
+    /// unreserved / sub-delims of RFC 3986 §2.2, §2.3: the bytes of a reg-name other than
+    /// pct-encoded (§3.2.2), as masks like `isToken`'s. `ASCIITests` checks them against the list.
+    /// ALPHA / DIGIT / "-" / "." / "_" / "~" / "!" / "$" / "&" / "'" / "(" / ")" / "*" / "+" / "," / ";" / "="
+    static var regNameMaskLow: UInt64 { 0x2bff_7fd2_0000_0000 }
+    static var regNameMaskHigh: UInt64 { 0x47ff_fffe_87ff_fffe }
+
+    @inline(__always)
+    static func isRegName(_ byte: UInt8) -> Bool { isIn(byte, low: regNameMaskLow, high: regNameMaskHigh) }
+
+    /// unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~" (RFC 3986 §2.3)
+    @inline(__always)
+    static func isUnreserved(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"): true
+        default: isDigit(byte) || (byte | 0x20) &- UInt8(ascii: "a") < 26
+        }
+    }
+
+    @inline(__always)
+    static func isHexDigit(_ byte: UInt8) -> Bool { isDigit(byte) || (byte | 0x20) &- UInt8(ascii: "a") < 6 }
 
     /// field-vchar / SP / HTAB, obs-text included: what a field value may hold. NUL, CR, LF and
     /// the other controls are refused (RFC 9110 §5.5).

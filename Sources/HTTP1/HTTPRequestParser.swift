@@ -2,8 +2,9 @@
 ///
 /// It is strict wherever leniency lets two parties disagree about where a message ends
 /// (request smuggling, RFC 9112 §11.2): bare LF, obs-fold, whitespace before a colon,
-/// controls in values, duplicate or malformed Content-Length, Content-Length together with
-/// Transfer-Encoding, and any transfer-coding other than a final `chunked` are all refused.
+/// controls in values, a malformed or repeated-but-different Content-Length, Content-Length
+/// together with Transfer-Encoding, a Transfer-Encoding other than one field holding exactly
+/// `chunked`, and a Host that is not `uri-host [":" port]` are all refused.
 public enum HTTPRequestParser {
     /// The outcome of looking for a complete head at the start of a buffer.
     public enum HeadResult: Sendable, Equatable {
@@ -126,10 +127,13 @@ public enum HTTPRequestParser {
         var headers = HTTPHeaders()
         headers.fields.reserveCapacity(8)
         var hostCount = 0
-        var contentLengths: [Int] = []
+        // The first Content-Length value, as sent (OWS trimmed) and as a number.
+        var contentLengthText: String?
+        var contentLength = 0
         var contentLengthMalformed = false
-        var transferCodings: [String] = []
-        var sawTransferEncoding = false
+        var contentLengthConflict = false
+        var transferEncodingFields = 0
+        var transferCodings = TransferCodings()
         var connectionClose = false
         var connectionKeepAlive = false
         var expectsContinue = false
@@ -174,21 +178,24 @@ public enum HTTPRequestParser {
             switch special ? name : "" {
             case "host":
                 hostCount += 1
+                guard isValidHost(bytes, valueStart..<valueEnd) else {
+                    return .failure(.badRequest("invalid Host header field"))
+                }
             case "content-length":
-                // A list of identical values is allowed (RFC 9112 §6.3 item 5); anything else is not.
-                for element in value.split(separator: ",", omittingEmptySubsequences: false) {
-                    if let length = parseContentLength(element) {
-                        contentLengths.append(length)
-                    } else {
-                        contentLengthMalformed = true
-                    }
+                // 1*DIGIT, in one field or in several with the same text, as Go requires: a
+                // list (RFC 9112 §6.3 item 5 lets a recipient refuse one) or `2` beside `02` is
+                // a message two parsers may frame differently.
+                if let first = contentLengthText {
+                    if value != first { contentLengthConflict = true }
+                } else if let length = parseContentLength(value[...]) {
+                    contentLengthText = value
+                    contentLength = length
+                } else {
+                    contentLengthMalformed = true
                 }
             case "transfer-encoding":
-                sawTransferEncoding = true
-                for element in value.split(separator: ",") {
-                    let coding = lowercasedTrimmed(element)
-                    if !coding.isEmpty { transferCodings.append(coding) }
-                }
+                transferEncodingFields += 1
+                transferCodings.scan(bytes, valueStart..<valueEnd)
             case "connection":
                 for element in value.split(separator: ",") {
                     switch lowercasedTrimmed(element) {
@@ -197,7 +204,9 @@ public enum HTTPRequestParser {
                     default: break
                     }
                 }
-            case "expect":
+            case "expect" where !value.isEmpty:
+                // An empty value expects nothing (as Go reads it); any other value but
+                // 100-continue is an expectation this server cannot meet.
                 if lowercasedTrimmed(Substring(value)) == "100-continue" {
                     // RFC 9110 §10.1.1: a server MUST ignore 100-continue in an HTTP/1.0 request.
                     expectsContinue = version == .http1_1
@@ -216,24 +225,27 @@ public enum HTTPRequestParser {
         if hostCount == 0 && version == .http1_1 { return .failure(.badRequest("missing Host header field")) }
 
         let framing: BodyFraming
-        if sawTransferEncoding {
-            if !contentLengths.isEmpty || contentLengthMalformed {
+        if transferEncodingFields > 0 {
+            if contentLengthText != nil || contentLengthMalformed {
                 return .failure(.badRequest("both Content-Length and Transfer-Encoding"))
             }
             // RFC 9112 §6.1: Transfer-Encoding in a 1.0 message means faulty framing.
             if version == .http1_0 { return .failure(.badRequest("Transfer-Encoding in an HTTP/1.0 request")) }
-            if transferCodings.contains(where: { $0 != "chunked" }) { return .failure(.unsupportedTransferCoding) }
-            guard transferCodings.count == 1 else {
+            // An empty list element (`,chunked`) is malformed; a coding other than chunked is
+            // one this server does not implement; `chunked` is accepted once, alone, in one
+            // field (as Go does).
+            if transferCodings.sawEmpty { return .failure(.badRequest("invalid Transfer-Encoding")) }
+            if transferCodings.sawOther { return .failure(.unsupportedTransferCoding) }
+            guard transferEncodingFields == 1, transferCodings.count == 1 else {
                 return .failure(.badRequest("invalid Transfer-Encoding"))
             }
             framing = .chunked
         } else if contentLengthMalformed {
             return .failure(.badRequest("invalid Content-Length"))
-        } else if let first = contentLengths.first {
-            if contentLengths.contains(where: { $0 != first }) {
-                return .failure(.badRequest("conflicting Content-Length values"))
-            }
-            framing = first == 0 ? .none : .contentLength(first)
+        } else if contentLengthConflict {
+            return .failure(.badRequest("conflicting Content-Length values"))
+        } else if contentLengthText != nil {
+            framing = contentLength == 0 ? .none : .contentLength(contentLength)
         } else {
             framing = .none
         }
@@ -324,7 +336,141 @@ public enum HTTPRequestParser {
         return .success(version)
     }
 
-    /// Content-Length = 1*DIGIT, with optional surrounding whitespace from a list. Values too
+    /// The elements of Transfer-Encoding values (RFC 9110 §5.6.1 lists), read in place.
+    struct TransferCodings {
+        /// Non-empty elements.
+        var count = 0
+        /// Whether an element was empty (`,chunked`, `chunked,`, an empty value).
+        var sawEmpty = false
+        /// Whether a non-empty element was other than `chunked` (case-insensitive).
+        var sawOther = false
+
+        mutating func scan(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) {
+            var elementStart = value.lowerBound
+            while true {
+                var end = elementStart
+                while end < value.upperBound, bytes[end] != UInt8(ascii: ",") { end += 1 }
+                let comma = end
+                var start = elementStart
+                while start < end, bytes[start] == ASCII.space || bytes[start] == ASCII.tab { start += 1 }
+                while end > start, bytes[end - 1] == ASCII.space || bytes[end - 1] == ASCII.tab { end -= 1 }
+                if start == end {
+                    sawEmpty = true
+                } else {
+                    count += 1
+                    if !HTTPRequestParser.equalsLowercase(bytes, start..<end, "chunked") { sawOther = true }
+                }
+                guard comma < value.upperBound else { return }
+                elementStart = comma + 1
+            }
+        }
+    }
+
+    /// Whether `bytes[range]`, ASCII-lowercased, is `lowercase`.
+    @inline(__always)
+    static func equalsLowercase(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ lowercase: StaticString) -> Bool {
+        guard range.count == lowercase.utf8CodeUnitCount else { return false }
+        var offset = 0
+        for index in range {
+            if ASCII.lowercased(bytes[index]) != lowercase.utf8Start[offset] { return false }
+            offset += 1
+        }
+        return true
+    }
+
+    /// Host = uri-host [ ":" port ] (RFC 9112 §3.2; RFC 3986 §3.2.2, §3.2.3), or empty (a
+    /// target without an authority). uri-host is a non-empty reg-name (which includes
+    /// IPv4address: unreserved, sub-delims, pct-encoded) or an IP-literal in brackets; the port
+    /// is at most five digits naming 0 to 65535, or nothing after the colon (RFC 3986 allows an
+    /// empty port).
+    /// A byte scan without allocations: it runs on every request.
+    static func isValidHost(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+        let end = range.upperBound
+        var i = range.lowerBound
+        // The common case first, in one pass: a name or IPv4 address without pct-encoding.
+        while i < end, ASCII.isRegName(bytes[i]) { i += 1 }
+        if i == end { return true }
+        if bytes[i] == ASCII.colon && i > range.lowerBound { return isValidPort(bytes, (i + 1)..<end) }
+        i = range.lowerBound
+        if bytes[i] == UInt8(ascii: "[") {
+            var close = i + 1
+            while close < end, bytes[close] != UInt8(ascii: "]") { close += 1 }
+            guard close < end, isValidIPLiteral(bytes, (i + 1)..<close) else { return false }
+            i = close + 1
+        } else {
+            let hostStart = i
+            while i < end, bytes[i] != ASCII.colon {
+                guard let next = afterURIByte(bytes, i, end, ASCII.isRegName) else { return false }
+                i = next
+            }
+            guard i > hostStart else { return false }
+        }
+        if i == end { return true }
+        return bytes[i] == ASCII.colon && isValidPort(bytes, (i + 1)..<end)
+    }
+
+    /// At most five digits naming 0 to 65535, or none.
+    @inline(__always)
+    static func isValidPort(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+        guard range.count <= 5 else { return false }
+        var port = 0
+        for index in range {
+            guard ASCII.isDigit(bytes[index]) else { return false }
+            port = port * 10 + Int(bytes[index] &- UInt8(ascii: "0"))
+        }
+        return port <= 65535
+    }
+
+    /// The inside of an IP-literal's brackets (RFC 3986 §3.2.2): IPvFuture, `v` 1*HEXDIG "."
+    /// 1*( unreserved / sub-delims / ":" ); or the characters of an IPv6address (HEXDIG, ":",
+    /// "."; at least one ":"), optionally with an RFC 6874 zone, "%25" 1*( unreserved /
+    /// pct-encoded ). The IPv6 groups themselves are not counted.
+    static func isValidIPLiteral(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+        var i = range.lowerBound
+        let end = range.upperBound
+        guard i < end else { return false }
+        if bytes[i] | 0x20 == UInt8(ascii: "v") {
+            i += 1
+            let hexStart = i
+            while i < end, ASCII.isHexDigit(bytes[i]) { i += 1 }
+            guard i > hexStart, i < end, bytes[i] == UInt8(ascii: ".") else { return false }
+            i += 1
+            guard i < end else { return false }
+            for index in i..<end where !(ASCII.isRegName(bytes[index]) || bytes[index] == ASCII.colon) { return false }
+            return true
+        }
+        var sawColon = false
+        while i < end, bytes[i] != UInt8(ascii: "%") {
+            guard ASCII.isHexDigit(bytes[i]) || bytes[i] == ASCII.colon || bytes[i] == UInt8(ascii: ".") else { return false }
+            if bytes[i] == ASCII.colon { sawColon = true }
+            i += 1
+        }
+        guard sawColon else { return false }
+        if i == end { return true }
+        // The zone: "%25" then at least one unreserved or pct-encoded.
+        guard i + 3 < end, bytes[i + 1] == UInt8(ascii: "2"), bytes[i + 2] == UInt8(ascii: "5") else { return false }
+        i += 3
+        while i < end {
+            guard let next = afterURIByte(bytes, i, end, ASCII.isUnreserved) else { return false }
+            i = next
+        }
+        return true
+    }
+
+    /// The offset after the URI character at `i` (before `end`): a pct-encoded triplet ("%"
+    /// HEXDIG HEXDIG) or one byte `allowed` accepts; nil for anything else.
+    @inline(__always)
+    static func afterURIByte(
+        _ bytes: UnsafeRawBufferPointer, _ i: Int, _ end: Int, _ allowed: (UInt8) -> Bool
+    ) -> Int? {
+        if bytes[i] == UInt8(ascii: "%") {
+            guard i + 2 < end, ASCII.isHexDigit(bytes[i + 1]), ASCII.isHexDigit(bytes[i + 2]) else { return nil }
+            return i + 3
+        }
+        return allowed(bytes[i]) ? i + 1 : nil
+    }
+
+    /// Content-Length = 1*DIGIT, with optional surrounding whitespace. Values too
     /// large for an Int saturate at Int.max, which is over any body limit (``HTTPLimits`` keeps
     /// `maxBodyBytes` below it), so they are refused with 413 whatever they are.
     static func parseContentLength(_ text: Substring) -> Int? {

@@ -252,6 +252,44 @@ import TestSupport
         service.signal()
         #expect(service.finish().status == 0)
     }
+
+    /// The strictness gaps of issue 20 (part 4), each request as the attacker sent it, against
+    /// the shipped binary: each on its own connection, since a 400 closes it. The framing cases
+    /// go to `POST /health`, which is a 405 when the framing is taken, never a 400.
+    static let strictness: [(label: String, request: String, status: Int)] = [
+        ("/metrics itself", "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", 200),
+        ("/metrics/ past a proxy's location = /metrics", "GET /metrics/ HTTP/1.1\r\nHost: t\r\n\r\n", 404),
+        ("//metrics", "GET //metrics HTTP/1.1\r\nHost: t\r\n\r\n", 404),
+        ("/health/", "GET /health/ HTTP/1.1\r\nHost: t\r\n\r\n", 404),
+        ("/health//", "GET /health// HTTP/1.1\r\nHost: t\r\n\r\n", 404),
+        ("an empty path parameter", "GET /hello/ HTTP/1.1\r\nHost: t\r\n\r\n", 404),
+        ("Host: a b", "GET /health HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+        ("Host: a, b", "GET /health HTTP/1.1\r\nHost: a, b\r\n\r\n", 400),
+        ("Transfer-Encoding: ,chunked",
+         "POST /health HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: ,chunked\r\n\r\n0\r\n\r\n", 400),
+        ("Content-Length 2 and 02",
+         "POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nContent-Length: 02\r\n\r\n{}", 400),
+        ("application/jsonx",
+         "POST /greetings HTTP/1.1\r\nHost: t\r\nContent-Type: application/jsonx\r\nContent-Length: 12\r\n\r\n{\"name\":\"x\"}", 415),
+        ("a greeting of one letter and 500 combining marks",
+         "GET /hello/x?greeting=a" + String(repeating: "%CC%81", count: 500) + " HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+        ("OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n", 200),
+        ("an empty Expect", "GET /health HTTP/1.1\r\nHost: t\r\nExpect:\r\n\r\n", 200),
+    ]
+
+    @Test func theStrictnessGapsAreClosed() throws {
+        let service = try ServiceProcess(["--host", "127.0.0.1", "--port", "0", "--access-log", "false"])
+        let port = try service.waitForPort()
+        for (label, request, status) in Self.strictness {
+            let client = try TestClient(port: port)
+            try client.send(request)
+            let response = try client.readResponse()
+            #expect(response.status == status, "\(label)")
+            if label.hasPrefix("OPTIONS") { #expect(response.body.isEmpty && response.header("Content-Length") == "0") }
+        }
+        service.signal()
+        #expect(service.finish().status == 0)
+    }
 }
 
 extension TestClient {

@@ -88,7 +88,8 @@ import TestSupport
         (#"{"name":42}"#, 400, "'name' should be a string"),
         (#"{"name":"a""#, 400, "invalid JSON body"),
         ("", 400, "request body is empty"),
-        (#"{"name":"   "}"#, 422, "name must be 1 to 100 characters"),
+        (#"{"name":"   "}"#, 422, "name must be 1 to 100 Unicode code points"),
+        (#"{"name":"Ada","greeting":"\#(String(repeating: "h", count: 65))"}"#, 422, "greeting must be at most 64 Unicode code points"),
     ])
     func createGreetingRejectsBadInputClearly(body: String, status: Int, message: String) async throws {
         let response = try await call("POST", "/greetings", body: body)
@@ -97,8 +98,59 @@ import TestSupport
         #expect(error?.contains(message) == true, "\(error ?? "nil")")
     }
 
+    /// A name padded with a megabyte of whitespace is trimmed (off the event loop) to its text.
+    @Test func aNamePaddedWithWhitespaceIsTrimmedToItsText() async throws {
+        let padding = String(repeating: " ", count: 1_000_000)
+        let response = try await call("POST", "/greetings", body: #"{"name":"\#(padding)Ada\t\#(padding)"}"#)
+        #expect(response.status == 201)
+        #expect(try json(response)["message"] as? String == "Hello, Ada!")
+        #expect(Routes.trimmed("\u{2003}Ada Lovelace\u{3000}\n") == "Ada Lovelace")
+        #expect(Routes.trimmed(" \t ").isEmpty)
+    }
+
+    /// The limits bound what is echoed back, so they count Unicode scalars: one letter followed
+    /// by any number of combining marks is one Character (grapheme cluster) but as many scalars.
+    @Test func lengthLimitsCountUnicodeScalarsNotCharacters() async throws {
+        func percentEncoded(_ text: String) -> String {
+            text.utf8.map { "%" + String($0, radix: 16, uppercase: true) }.joined()
+        }
+        let stacked = "a" + String(repeating: "\u{301}", count: 200)
+        #expect(stacked.count == 1 && stacked.unicodeScalars.count == 201)
+        let greeting = try await call("GET", "/hello/x?greeting=\(percentEncoded(stacked))")
+        #expect(greeting.status == 400)
+        #expect(try json(greeting)["error"] as? String == "greeting must be at most 64 Unicode code points")
+        // At the limit in scalars, whatever their UTF-8 length.
+        #expect(try await call("GET", "/hello/x?greeting=\(percentEncoded(String(repeating: "\u{E9}", count: 64)))").status == 200)
+        #expect(try await call("GET", "/hello/x?greeting=\(percentEncoded(String(repeating: "\u{E9}", count: 65)))").status == 400)
+
+        let name = try await call("POST", "/greetings", body: #"{"name":"\#(stacked)"}"#)
+        #expect(name.status == 422)
+        #expect(try json(name)["error"] as? String == "name must be 1 to 100 Unicode code points")
+        #expect(try await call("POST", "/greetings", body: #"{"name":"\#(String(repeating: "\u{E9}", count: 100))"}"#).status == 201)
+        #expect(try await call("POST", "/greetings", body: #"{"name":"\#(String(repeating: "\u{E9}", count: 101))"}"#).status == 422)
+    }
+
     @Test func createGreetingWantsJSONContentType() async throws {
         let response = try await call("POST", "/greetings", body: #"{"name":"x"}"#, contentType: "text/plain")
         #expect(response.status == 415)
+    }
+
+    /// The media type is compared whole (RFC 9110 §8.3.1): type and subtype in any case, then
+    /// well-formed parameters; no other type, and no `+json` type, is taken for JSON.
+    @Test(arguments: [
+        ("application/json", 201), ("Application/JSON", 201), ("application/json; charset=utf-8", 201),
+        ("application/json;charset=\"utf-8\"", 201), ("  application/json  ", 201), ("application/json ;a=b;\tc=d", 201),
+        ("application/json;", 201), ("application/json; ; a=b", 201), ("application/json; a=\"q\\\"d;x\"", 201),
+        (nil, 201),
+        ("application/jsonx", 415), ("application/json x", 415), ("application/json-seq", 415), ("application/json5", 415),
+        ("application/merge-patch+json", 415), ("application/problem+json", 415), ("application/vnd.api+json", 415),
+        ("text/json", 415), ("application/ json", 415), ("application /json", 415), ("application/json,text/plain", 415),
+        ("application/json; charset", 415), ("application/json; =x", 415), ("application/json; a=", 415),
+        ("application/json; a=\"open", 415), ("application/json; a b=c", 415), ("application", 415), ("", 415),
+        ("text/plain; x=application/json", 415),
+    ] as [(String?, Int)])
+    func createGreetingComparesTheMediaTypeExactly(contentType: String?, status: Int) async throws {
+        let response = try await call("POST", "/greetings", body: #"{"name":"x"}"#, contentType: contentType)
+        #expect(response.status == status, "\(contentType ?? "no Content-Type")")
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+import ServiceKit
 
 /// SIGTERM, the drain and the self-probe, against the real binary.
 @Suite(.serialized) struct ShutdownTests {
@@ -245,6 +246,55 @@ import TestSupport
         let result = try probe(["--port", String(listener.port)])
         #expect(result.status == 1)
         #expect(result.stderr.contains("503"), "\(result.stderr)")
+    }
+
+    /// The reproduction: a listener that sends the start of a 200 and never ends the line.
+    @Test func aStatusLineThatNeverEndsExits1() throws {
+        let listener = try RawListener(reply: "HTTP/1.1 200 " + String(repeating: "x", count: 5000))
+        let result = try probe(["--port", String(listener.port)])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("no status line end within 1024 bytes"), "\(result.stderr)")
+    }
+
+    /// What the probe takes for a healthy answer: a complete status line (RFC 9112 §4) of
+    /// HTTP/1.0 or 1.1, SP, three digits, SP, a reason, CRLF, within 1 KiB, with a 2xx status.
+    static let statusLines: [(reply: String, healthy: Bool)] = [
+        ("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true),
+        ("HTTP/1.0 200 OK\r\n\r\n", true),
+        ("HTTP/1.1 204 No Content\r\n\r\n", true),
+        ("HTTP/1.1 299 \tany reason, caf\u{E9}\r\n", true),
+        ("HTTP/1.1 200 \r\n", true),
+        ("HTTP/1.1 200 " + String(repeating: "r", count: 1024 - 15) + "\r\n", true),
+        ("HTTP/1.1 200 " + String(repeating: "r", count: 1024 - 14) + "\r\n", false),
+        ("HTTP/1.1 200 OK", false),
+        ("HTTP/1.1 200 OK\r", false),
+        ("HTTP/1.1 200 OK\n\n", false),
+        ("HTTP/1.9 200 OK\r\n\r\n", false),
+        ("HTTP/1. 200 OK\r\n\r\n", false),
+        ("HTTP/1.10 200 OK\r\n\r\n", false),
+        ("HTTP/2 200 OK\r\n\r\n", false),
+        ("http/1.1 200 OK\r\n\r\n", false),
+        ("HTTP/1.1 200\r\n\r\n", false),
+        ("HTTP/1.1  200 OK\r\n\r\n", false),
+        ("HTTP/1.1 20 OK\r\n\r\n", false),
+        ("HTTP/1.1 2000 OK\r\n\r\n", false),
+        ("HTTP/1.1 2x0 OK\r\n\r\n", false),
+        ("HTTP/1.1 200 O\u{1}K\r\n\r\n", false),
+        ("HTTP/1.1 199 Early\r\n\r\n", false),
+        ("HTTP/1.1 300 Multiple Choices\r\n\r\n", false),
+        ("SSH-2.0-OpenSSH_9.2\r\n", false),
+    ]
+
+    @Test(arguments: statusLines)
+    func onlyACompleteValid2xxStatusLinePasses(reply: String, healthy: Bool) throws {
+        let listener = try RawListener(reply: reply)
+        let address = try #require(SocketAddress(host: "127.0.0.1", port: listener.port))
+        let result = HealthProbe.check(address, timeout: .seconds(3))
+        if healthy {
+            #expect(throws: Never.self, "\(reply.prefix(40).debugDescription)") { try result.get() }
+        } else {
+            #expect(throws: HealthProbe.Failure.self, "\(reply.prefix(40).debugDescription)") { try result.get() }
+        }
     }
 }
 

@@ -11,6 +11,17 @@ struct ASCIITests {
         }
     }
 
+    @Test("isRegName is exactly RFC 3986's unreserved and sub-delims, isUnreserved the first, for all 256 byte values")
+    func regNameMatchesTheGrammar() {
+        let unreserved = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8)
+        let subDelims = Set("!$&'()*+,;=".utf8)
+        for byte in 0...255 {
+            #expect(ASCII.isRegName(UInt8(byte)) == unreserved.union(subDelims).contains(UInt8(byte)), "byte \(byte)")
+            #expect(ASCII.isUnreserved(UInt8(byte)) == unreserved.contains(UInt8(byte)), "byte \(byte)")
+            #expect(ASCII.isHexDigit(UInt8(byte)) == Set("0123456789abcdefABCDEF".utf8).contains(UInt8(byte)), "byte \(byte)")
+        }
+    }
+
     @Test("isFieldValue allows HTAB, SP, VCHAR and obs-text, and refuses the other controls and DEL")
     func fieldValueMatchesTheGrammar() {
         for byte in 0...255 {

@@ -268,6 +268,18 @@ struct ParserBadRequestTests {
         RefusedRequest(
             "Content-Length: 5, 6",
             "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 6\r\n\r\n",
+            400, "invalid Content-Length"),
+        RefusedRequest(
+            "Content-Length 2 and 02",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 02\r\n\r\n",
+            400, "conflicting Content-Length values"),
+        RefusedRequest(
+            "Content-Length 0 and 00",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 00\r\n\r\n",
+            400, "conflicting Content-Length values"),
+        RefusedRequest(
+            "Content-Length 5 and a malformed one",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: x\r\n\r\n",
             400, "conflicting Content-Length values"),
         RefusedRequest(
             "Transfer-Encoding in HTTP/1.0",
@@ -286,6 +298,26 @@ struct ParserBadRequestTests {
             "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \r\n\r\n",
             400, "invalid Transfer-Encoding"),
         RefusedRequest(
+            "Transfer-Encoding: ,chunked",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ,chunked\r\n\r\n",
+            400, "invalid Transfer-Encoding"),
+        RefusedRequest(
+            "Transfer-Encoding: chunked,",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked,\r\n\r\n",
+            400, "invalid Transfer-Encoding"),
+        RefusedRequest(
+            "Transfer-Encoding: , chunked ,",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: , chunked ,\r\n\r\n",
+            400, "invalid Transfer-Encoding"),
+        RefusedRequest(
+            "Transfer-Encoding: chunked, , with an empty element inside",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, ,chunked\r\n\r\n",
+            400, "invalid Transfer-Encoding"),
+        RefusedRequest(
+            "chunked and an empty Transfer-Encoding field",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding:\r\n\r\n",
+            400, "invalid Transfer-Encoding"),
+        RefusedRequest(
             "vertical tab after chunked",
             "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\u{0B}\r\n\r\n",
             400, "invalid character in header field value"),
@@ -296,19 +328,49 @@ struct ParserBadRequestTests {
         expectRefused(parse(expected.request), expected)
     }
 
+    /// Host = uri-host [ ":" port ] (RFC 9112 §3.2, RFC 3986 §3.2.2, §3.2.3).
+    @Test(
+        "a Host value that is not uri-host [\":\" port] is a 400",
+        arguments: [
+            "a b", "a, b", "a\tb", "a b:80", "a:b", "a:80:80", "a:-1", "a:+80", "a:65536", "a:99999", "a:000080",
+            ":80", ":", "::1", "[::1", "::1]", "[::1]x", "[::1]:x", "[]", "[::g]", "[1.2.3.4]", "[fe80::1%en0]",
+            "[fe80::1%25]", "[fe80::1%25en 0]", "[v1.]", "[v.a]", "[vx.a]", "[v1.a b]", "a%2", "a%zz", "%", "a/b",
+            "user@a", "a?b", "a#b", "a\\b", "a\"b", "caf\u{E9}", "a]", "a[",
+        ]
+    )
+    func invalidHost(value: String) {
+        let result = parse("GET / HTTP/1.1\r\nHost: \(value)\r\n\r\n")
+        #expect(result.error == .badRequest("invalid Host header field"), "\(result)")
+        let http10 = parse("GET / HTTP/1.0\r\nHost: \(value)\r\n\r\n")
+        #expect(http10.error == .badRequest("invalid Host header field"), "HTTP/1.0: \(http10)")
+    }
+
+    @Test(
+        "a Host value that is uri-host [\":\" port] is accepted",
+        arguments: [
+            "", "example.com", "example.com:8080", "Example.COM:", "127.0.0.1", "127.0.0.1:80", "a:0", "a:65535",
+            "a:00080", "localhost", "my_host.local", "xn--bcher-kva.example", "a,b", "!$&'()*+,;=-._~", "%41bc",
+            "[::1]", "[::1]:8080", "[2001:db8::1]", "[::ffff:192.0.2.1]:443", "[fe80::1%25en0]", "[fe80::1%25%41]:1",
+            "[v1.fe80::a+en1]", "[V7.a:b]",
+        ]
+    )
+    func validHost(value: String) throws {
+        let head = try #require(parse("GET / HTTP/1.1\r\nHost: \(value)\r\n\r\n").head)
+        #expect(head.headers["host"] == value)
+    }
+
     @Test(
         "a malformed Content-Length is a 400",
-        arguments: ["abc", "-1", "+5", "5 5", "", "0x10", "5,", ",5", "5;", "1e3", "\u{FF11}"]
+        arguments: ["abc", "-1", "+5", "5 5", "", "0x10", "5,", ",5", "5;", "1e3", "\u{FF11}", "5, 5", "5,5", "0, 0"]
     )
     func malformedContentLength(value: String) {
         let result = parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \(value)\r\n\r\n")
         #expect(result.error == .badRequest("invalid Content-Length"), "\(result)")
     }
 
-    @Test("identical repeated Content-Length values are accepted", arguments: [
+    @Test("repeated Content-Length fields with the same value are accepted", arguments: [
         "Content-Length: 5\r\nContent-Length: 5\r\n",
-        "Content-Length: 5, 5\r\n",
-        "Content-Length: 5,5\r\ncontent-length: 005\r\n",
+        "Content-Length: 5\r\ncontent-length:\t5 \r\nCONTENT-LENGTH:5\r\n",
     ])
     func identicalContentLengths(fields: String) throws {
         let head = try #require(parse("POST / HTTP/1.1\r\nHost: x\r\n\(fields)\r\n").head)
@@ -506,10 +568,23 @@ struct ParserStatusTests {
         #expect(head.framing == .contentLength(3))
     }
 
-    @Test("any other expectation is a 417", arguments: ["something-else", "100-continue, foo", "", "200-ok"])
+    @Test("any other expectation is a 417", arguments: ["something-else", "100-continue, foo", "200-ok", ",", "100-continue,"])
     func expectationFailed(value: String) {
         let result = parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: \(value)\r\n\r\n")
         #expect(result.error == .expectationFailed, "\(result)")
+    }
+
+    @Test("an empty Expect expects nothing, as in Go", arguments: ["Expect:\r\n", "Expect: \t \r\n", "Expect:\r\nExpect: \r\n"])
+    func emptyExpectIgnored(fields: String) throws {
+        let head = try #require(parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\(fields)\r\n").head)
+        #expect(!head.expectsContinue)
+        #expect(head.framing == .contentLength(3))
+    }
+
+    @Test("an empty Expect beside 100-continue leaves 100-continue")
+    func emptyExpectBeside100Continue() throws {
+        let head = try #require(parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect:\r\nExpect: 100-continue\r\n\r\n").head)
+        #expect(head.expectsContinue)
     }
 
     @Test("Expect: 100-continue in an HTTP/1.0 request is ignored")
@@ -563,7 +638,8 @@ struct ParserFramingTests {
             ("Content-Length: 000\r\n", .none),
             ("Transfer-Encoding: chunked\r\n", .chunked),
             ("Transfer-Encoding: Chunked\r\n", .chunked),
-            ("Transfer-Encoding: , chunked ,\r\n", .chunked),
+            ("Transfer-Encoding:  chunked \t\r\n", .chunked),
+            ("Transfer-Encoding: CHUNKED\r\n", .chunked),
             ("Content-Length: 9223372036854775807\r\n", .contentLength(Int.max)),
             ("Content-Length: 9223372036854775808\r\n", .contentLength(Int.max)),
         ] as [(String, BodyFraming)]

@@ -73,6 +73,19 @@ import Testing
         }
     }
 
+    /// An empty Expect expects nothing, as in Go: no interim response, no 417.
+    @Test func anEmptyExpectIsIgnored() async throws {
+        try await withServer { port, _ in
+            let client = try TestClient(port: port)
+            try client.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nExpect:\r\n\r\nabc")
+            let response = try client.readResponse()
+            #expect(response.status == 200)
+            #expect(response.bodyText == "abc")
+            try client.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nExpect: \t\r\n\r\nhi")
+            #expect(try client.readResponse().bodyText == "hi")
+        }
+    }
+
     @Test func expectContinueWithATooLargeBodyGets413WithoutAContinue() async throws {
         try await withServer(configure: { $0.maxBodyBytes = 10 }) { port, _ in
             let client = try TestClient(port: port)
@@ -145,6 +158,38 @@ import Testing
             #expect(wrongMethod.status == 405)
             #expect(wrongMethod.header("Allow") == "GET, HEAD")
             // Neither closes the connection: the stream is still in step.
+            try client.send(get("/health"))
+            #expect(try client.readResponse().status == 200)
+        }
+    }
+
+    /// Another spelling of a registered path is not that path: a front proxy's exact-path rule
+    /// (nginx's `location = /metrics { deny all; }`) is not bypassed by `/metrics/`.
+    @Test func otherSpellingsOfAPathAre404() async throws {
+        try await withServer { port, _ in
+            let client = try TestClient(port: port)
+            for path in ["/health/", "//health", "/health//", "/./health", "/h%65alth", "/path/", "/path//"] {
+                try client.send(get(path))
+                #expect(try client.readResponse().status == 404, "\(path)")
+            }
+            try client.send(get("/health"))
+            #expect(try client.readResponse().status == 200)
+        }
+    }
+
+    /// OPTIONS * asks about the server as a whole (RFC 9110 §9.3.7); Go's server answers 200
+    /// with an empty body, and so does this one.
+    @Test func optionsAsteriskIs200WithAnEmptyBody() async throws {
+        try await withServer { port, _ in
+            let client = try TestClient(port: port)
+            try client.send("OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n")
+            let response = try client.readResponse()
+            #expect(response.status == 200)
+            #expect(response.header("Content-Length") == "0")
+            #expect(response.body.isEmpty)
+            // OPTIONS on a path is routed like any other method.
+            try client.send("OPTIONS /health HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(try client.readResponse().status == 405)
             try client.send(get("/health"))
             #expect(try client.readResponse().status == 200)
         }

@@ -67,7 +67,11 @@ import Testing
         ("a hex Content-Length", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0x5\r\n\r\nhello", 400),
         ("a negative Content-Length", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n", 400),
         ("Content-Length with inner space", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1 2\r\n\r\n", 400),
+        ("Content-Length 2 and 02", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nContent-Length: 02\r\n\r\nhi", 400),
+        ("an identical Content-Length list", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2, 2\r\n\r\nhi", 400),
         ("chunked twice", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        ("an empty element before chunked", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: ,chunked\r\n\r\n0\r\n\r\n", 400),
+        ("an empty element after chunked", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, \r\n\r\n0\r\n\r\n", 400),
         ("chunked not last", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 501),
         ("an unknown coding", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 501),
         ("Transfer-Encoding in HTTP/1.0", "POST /echo HTTP/1.0\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
@@ -89,6 +93,32 @@ import Testing
             #expect(response.header("Connection") == "close", "\(name)")
             // Nothing follows the refusal: the smuggled request was never read as a request.
             #expect(client.isClosedByServer(), "\(name)")
+        }
+    }
+
+    /// Host = uri-host [ ":" port ] (RFC 9112 §3.2): anything else is a 400 and a close, as
+    /// are a missing Host in 1.1 and a second Host.
+    @Test(arguments: [
+        "Host: a b\r\n", "Host: a, b\r\n", "Host: a\tb\r\n", "Host: a:80:80\r\n", "Host: a:99999\r\n",
+        "Host: [::1\r\n", "Host: user@a\r\n", "Host: a\u{01}\r\n", "", "Host: a\r\nHost: a\r\n",
+    ])
+    func anInvalidMissingOrSecondHostIsRefused(fields: String) async throws {
+        try await withServer { port, _ in
+            let client = try TestClient(port: port)
+            try client.send("GET /health HTTP/1.1\r\n\(fields)\r\n" + get("/path/smuggled"))
+            let response = try client.readResponse()
+            #expect(response.status == 400, "\(fields.debugDescription)")
+            #expect(client.isClosedByServer(), "\(fields.debugDescription)")
+        }
+    }
+
+    @Test func aValidHostIsServed() async throws {
+        try await withServer { port, _ in
+            let client = try TestClient(port: port)
+            for host in ["example.com", "example.com:8080", "127.0.0.1:80", "[::1]:8080", ""] {
+                try client.send("GET /health HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+                #expect(try client.readResponse().status == 200, "\(host)")
+            }
         }
     }
 

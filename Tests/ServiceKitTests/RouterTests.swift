@@ -42,8 +42,18 @@ extension Request {
     @Test(arguments: [
         ("GET", "/health", "health @/health"),
         ("HEAD", "/health", "health @/health"),
-        ("GET", "/health/", "health @/health"),
-        ("GET", "//health", "health @/health"),
+        ("GET", "/health/", "404"),
+        ("GET", "//health", "404"),
+        ("GET", "/health//", "404"),
+        ("GET", "/h%65alth", "404"),
+        ("POST", "/users/", "404"),
+        ("GET", "/users/", "404"),
+        ("GET", "/users//posts/2", "404"),
+        ("GET", "/users/1/posts/", "404"),
+        ("GET", "/users/1/", "404"),
+        ("GET", "//users/1", "404"),
+        ("OPTIONS", "*", "404"),
+        ("CONNECT", "example.com:443", "404"),
         ("GET", "/users/42", "get user id=42 @/users/:id"),
         ("PUT", "/users/42", "put user id=42 @/users/:id"),
         ("PATCH", "/users/7", "patch user id=7 @/users/:id"),
@@ -61,6 +71,31 @@ extension Request {
     ])
     func matches(method: String, path: String, expected: String) async throws {
         #expect(try await lookup(method, path) == expected)
+    }
+
+    /// A front proxy's exact-path rule (nginx's `location = /metrics`) and the router must
+    /// agree on what a path names: every other spelling of a registered path is a 404.
+    @Test func pathsMatchExactlyIncludingSlashes() async throws {
+        var router = Router()
+        router.get("/", Self.tagged("root"))
+        router.get("/docs/", Self.tagged("docs"))
+        router.get("/a/:x/b", Self.tagged("param"))
+        #expect(router.templates == ["/", "/docs/", "/a/:x/b"])
+        let expected: [(String, String?)] = [
+            ("/", "root"), ("//", nil), ("/docs/", "docs"), ("/docs", nil), ("/docs//", nil), ("//docs/", nil),
+            ("/a/1/b", "param"), ("/a//b", nil), ("/a/1/b/", nil), ("/a/1//b", nil), ("", nil), ("a/1/b", nil),
+        ]
+        for (path, tag) in expected {
+            switch router.match(method: "GET", path: path) {
+            case .found(let handler, _, _):
+                #expect(try await handler(.test("GET", path)).body == Array((tag ?? "").utf8), "\(path)")
+                #expect(tag != nil, "\(path) was served")
+            case .notFound:
+                #expect(tag == nil, "\(path) was not served")
+            case .methodNotAllowed:
+                Issue.record("\(path): 405")
+            }
+        }
     }
 
     @Test func registeringTheSameRouteAgainReplacesTheHandler() async throws {

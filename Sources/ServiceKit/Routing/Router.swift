@@ -15,9 +15,14 @@ public struct RouteInfo: Sendable, Equatable {
 
 /// Router maps a method and a path to a handler.
 ///
-/// Paths are literal segments or `:name` parameters (`/users/:id`). A path that matches no
-/// route is a 404; a path that matches with another method is a 405 with `Allow`. `HEAD` is
-/// served by the `GET` handler (the server drops the body) unless a `HEAD` route exists.
+/// Paths are literal segments or `:name` parameters (`/users/:id`). A request path matches a
+/// route exactly: literal segments byte for byte (still percent-encoded), each parameter one
+/// non-empty segment. So `/health/`, `//health`, `/health//` and `/h%65alth` are not `/health`,
+/// and `/users/` is not `/users/:id`: they are 404s, never another route's answer, so a front
+/// proxy's rule for an exact path (nginx's `location = /metrics`) cannot be bypassed by a
+/// spelling it does not match. A path that matches no route is a 404; a path that matches with
+/// another method is a 405 with `Allow`. `HEAD` is served by the `GET` handler (the server
+/// drops the body) unless a `HEAD` route exists.
 public struct Router: Sendable {
     struct Route: Sendable {
         var segments: [Segment]
@@ -68,15 +73,16 @@ public struct Router: Sendable {
 
     public init() {}
 
-    /// Adds `handler` for `method` on `path`. Registering the same method and path twice
-    /// replaces the earlier handler.
+    /// Adds `handler` for `method` on `path`, which starts with `/`. Registering the same
+    /// method and path twice replaces the earlier handler.
     ///
     /// - Parameter accessLog: whether requests to this path get an access-log line (the
     ///   server's `accessLog` setting still turns all of them off). For endpoints polled so
     ///   often that their lines would drown the rest, such as `/metrics`. The last
     ///   registration on a path decides, for all of its methods.
     public mutating func on(_ method: String, _ path: String, accessLog: Bool = true, _ handler: @escaping Handler) {
-        let segments = Self.split(path).map { part -> Segment in
+        precondition(path.utf8.first == UInt8(ascii: "/"), "a route path starts with /: \(path)")
+        let segments = (Self.split(path) ?? []).map { part -> Segment in
             part.hasPrefix(":") && part.count > 1 ? .parameter(String(part.dropFirst())) : .literal(String(part))
         }
         let boxed = BoxedHandler(handler: handler)
@@ -123,12 +129,13 @@ public struct Router: Sendable {
         case methodNotAllowed(allow: [String], route: RouteInfo)
     }
 
-    /// Finds the handler for `method` and `path` (percent-encoded, as in the request).
+    /// Finds the handler for `method` and `path` (percent-encoded, as in the request), matched
+    /// exactly (see ``Router``).
     public func match(method: String, path: String) -> Match {
-        if let route = exact[path] ?? exact[Self.normalized(path)] {
+        if let route = exact[path] {
             return select(route, method: method, parameters: [:])
         }
-        let parts = Self.split(path)
+        guard let parts = Self.split(path) else { return .notFound }
         for route in parameterized where route.segments.count == parts.count {
             var parameters: [String: String] = [:]
             var matched = true
@@ -137,7 +144,7 @@ public struct Router: Sendable {
                 case .literal(let literal):
                     if literal != part { matched = false }
                 case .parameter(let name):
-                    guard let value = PercentDecoding.decode(part) else { matched = false; break }
+                    guard !part.isEmpty, let value = PercentDecoding.decode(part) else { matched = false; break }
                     parameters[name] = value
                 }
                 if !matched { break }
@@ -169,12 +176,11 @@ public struct Router: Sendable {
         }.joined(separator: "/")
     }
 
-    static func split(_ path: String) -> [Substring] {
-        path.split(separator: "/", omittingEmptySubsequences: true)
-    }
-
-    /// `/health/` and `//health` find `/health`.
-    static func normalized(_ path: String) -> String {
-        "/" + split(path).joined(separator: "/")
+    /// What lies between the slashes of a path, empty segments included: `/a//b/` is `a`, an
+    /// empty segment, `b` and another, and `/` is one empty segment, so ``template(_:)`` gives
+    /// the path back. Nil for a path without a leading `/` (`*`, an authority).
+    static func split(_ path: String) -> [Substring]? {
+        guard path.utf8.first == UInt8(ascii: "/") else { return nil }
+        return path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
     }
 }

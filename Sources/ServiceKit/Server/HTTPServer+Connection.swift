@@ -201,6 +201,10 @@ extension HTTPServer {
                     response = .error(500, "internal server error")
                 }
                 connection.watchesHangup = false
+            case .notFound where head.method == "OPTIONS" && head.path == "*":
+                // A question about the server, not a resource (RFC 9110 §9.3.7): 200 with no
+                // body, as Go's server answers it.
+                response = Response(status: 200)
             case .notFound:
                 response = .error(404, "not found")
             case .methodNotAllowed(let methods, let matched):

@@ -17,7 +17,8 @@ public enum HealthProbe {
         }
     }
 
-    /// Sends `GET path` to `address` and succeeds on a `200` status line.
+    /// Sends `GET path` to `address` and succeeds on a 2xx answer: a complete status line (see
+    /// ``statusCode(_:)``) with a status from 200 to 299.
     ///
     /// - Parameter timeout: for the whole exchange: connect, send, and the status line.
     public static func check(_ address: SocketAddress, path: String = "/health", timeout: Duration) -> Result<Void, Failure> {
@@ -114,15 +115,20 @@ public enum HealthProbe {
             }
         }
 
-        // Read up to the end of the status line.
+        // Read up to the end of the status line, and no further than it may reach.
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 512)
-        while !received.contains(UInt8(ascii: "\n")) && received.count < 4096 {
+        while !received.prefix(maxStatusLineBytes).contains(UInt8(ascii: "\n")) {
+            guard received.count < maxStatusLineBytes else {
+                return .failure(Failure(description: "\(address) sent no status line end within \(maxStatusLineBytes) bytes"))
+            }
             switch chunk.withUnsafeMutableBytes({ stream.read(into: $0) }) {
             case .done(let n):
                 received.append(contentsOf: chunk[0..<n])
             case .end:
-                return .failure(Failure(description: "\(address) closed the connection without an answer"))
+                return .failure(Failure(description: received.isEmpty
+                    ? "\(address) closed the connection without an answer"
+                    : "\(address) closed the connection before the end of its status line"))
             case let step where step.isWait:
                 guard wait(fd, for: step.pollEvents, until: deadline) else {
                     return .failure(Failure(description: "no answer from \(address) within \(timeout.goString)"))
@@ -132,14 +138,46 @@ public enum HealthProbe {
             }
         }
         let line = String(decoding: received.prefix { $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }, as: UTF8.self)
-        let parts = line.split(separator: " ", maxSplits: 2)
-        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1.") else {
+        guard let status = statusCode(received) else {
             return .failure(Failure(description: "\(address) did not answer HTTP: \(String(line.prefix(80)).debugDescription)"))
         }
-        guard parts[1] == "200" else {
-            return .failure(Failure(description: "GET \(path) on \(address) answered \(parts.dropFirst().joined(separator: " "))"))
+        guard (200...299).contains(status) else {
+            return .failure(Failure(description: "GET \(path) on \(address) answered \(String(line.dropFirst(9).prefix(80)).debugDescription)"))
         }
         return .success(())
+    }
+
+    /// The longest status line read, its CRLF included.
+    static let maxStatusLineBytes = 1024
+
+    /// The status code of a response that starts with a complete status line (RFC 9112 §4),
+    /// within ``maxStatusLineBytes``; nil for anything else:
+    ///
+    ///     status-line = HTTP-version SP status-code SP [ reason-phrase ] CRLF
+    ///
+    /// with HTTP-version `HTTP/1.0` or `HTTP/1.1`, a status code of three digits, and a reason
+    /// of HTAB, SP, visible ASCII and obs-text.
+    static func statusCode(_ response: [UInt8]) -> Int? {
+        let prefix = Array("HTTP/1.".utf8)
+        guard response.count >= 14, Array(response[0..<7]) == prefix,
+              response[7] == UInt8(ascii: "0") || response[7] == UInt8(ascii: "1"),
+              response[8] == UInt8(ascii: " "), response[12] == UInt8(ascii: " ")
+        else { return nil }
+        var status = 0
+        for byte in response[9..<12] {
+            guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
+            status = status * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        var i = 13
+        while i < min(response.count, maxStatusLineBytes - 1) {
+            let byte = response[i]
+            if byte == UInt8(ascii: "\r") {
+                return i + 1 < response.count && response[i + 1] == UInt8(ascii: "\n") ? status : nil
+            }
+            guard byte == 0x09 || (byte >= 0x20 && byte != 0x7F) else { return nil }
+            i += 1
+        }
+        return nil
     }
 
     /// Polls `fd` for `events` until the monotonic `deadline`; false on timeout.

@@ -2,10 +2,10 @@ import FoundationEssentials
 
 extension Request {
     /// Decodes the body as JSON, or throws a 400 ``HTTPError`` whose reason says what is wrong
-    /// (a 415 when the client declared another content type).
+    /// (a 415 when the client declared another content type: see ``isJSONMediaType(_:)``; a
+    /// request without Content-Type is read as JSON).
     public func decode<T: Decodable>(_ type: T.Type, as decoder: JSONDecoder = JSONDecoder()) throws(HTTPError) -> T {
-        if let contentType = headers["content-type"],
-           !contentType.lowercased().hasPrefix("application/json") {
+        if let contentType = headers["content-type"], !Self.isJSONMediaType(contentType) {
             throw HTTPError(status: 415, reason: "expected Content-Type application/json")
         }
         guard !body.isEmpty else { throw .badRequest("request body is empty; expected JSON") }
@@ -16,6 +16,16 @@ extension Request {
         } catch {
             throw .badRequest("invalid JSON body")
         }
+    }
+
+    /// Whether a Content-Type value is `application/json` (RFC 9110 §8.3.1): type and subtype
+    /// compared case-insensitively, then any well-formed parameters, which are ignored
+    /// (application/json defines none, and JSON is UTF-8 whatever a charset says, RFC 8259 §11).
+    /// `application/jsonx`, `application/json x` and `+json` types such as
+    /// `application/merge-patch+json` are not: each names another format with its own meaning,
+    /// which a handler that decodes a plain JSON document must not take for one.
+    static func isJSONMediaType(_ value: String) -> Bool {
+        MediaType.value(value, is: "application/json")
     }
 
     /// Bodies from this size on are decoded off the event loop (``offLoop(_:)``): a 1 MiB body
