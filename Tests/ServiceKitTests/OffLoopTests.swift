@@ -30,34 +30,38 @@ import Testing
     }
 
     @Test func aHandlerComputingOffTheLoopLeavesItsLoopAnswering() async throws {
-        final class Flag: Sendable {
-            let raised = Atomic<Bool>(false)
-            var isRaised: Bool { raised.load(ordering: .relaxed) }
+        final class Flags: Sendable {
+            let spinning = Atomic<Bool>(false)
+            let probeAnswered = Atomic<Bool>(false)
+            var isSpinning: Bool { spinning.load(ordering: .relaxed) }
         }
-        let spinning = Flag()
+        let flags = Flags()
         var router = testRouter()
         router.get("/heavy") { _ in
             let spins = await offLoop {
-                spinning.raised.store(true, ordering: .relaxed)
-                defer { spinning.raised.store(false, ordering: .relaxed) }
-                // 1.5 s of CPU, the way a large decode or a password hash would take it.
-                let until = ContinuousClock.now + .milliseconds(1500)
+                flags.spinning.store(true, ordering: .relaxed)
+                defer { flags.spinning.store(false, ordering: .relaxed) }
+                // CPU work, the way a large decode or a password hash takes it, until the probe
+                // below has its answer (20 s at most). On the loop, the probe could not be
+                // answered while this runs.
+                let until = ContinuousClock.now + .seconds(20)
                 var count = 0
-                while ContinuousClock.now < until { count += 1 }
+                while !flags.probeAnswered.load(ordering: .relaxed) && ContinuousClock.now < until { count += 1 }
                 return count
             }
             return .text("spun \(spins > 0)")
         }
         // One loop: the heavy request and the probe share it.
         try await withServer(router: router, configure: { $0.eventLoops = 1 }) { port, _ in
-            let heavy = try TestClient(port: port)
+            let heavy = try TestClient(port: port, timeout: 30)
             try heavy.send(get("/heavy"))
-            for _ in 0..<400 where !spinning.isRaised { try await Task.sleep(for: .milliseconds(5)) }
-            try #require(spinning.isRaised)
-            let probe = try TestClient(port: port)
+            for _ in 0..<1000 where !flags.isSpinning { try await Task.sleep(for: .milliseconds(5)) }
+            try #require(flags.isSpinning)
+            let probe = try TestClient(port: port, timeout: 30)
             try probe.send(get("/health"))
             #expect(try probe.readResponse().status == 200)
-            #expect(spinning.isRaised, "the probe waited for the heavy handler")
+            #expect(flags.isSpinning, "the probe waited for the heavy handler")
+            flags.probeAnswered.store(true, ordering: .relaxed)
             #expect(try heavy.readResponse().bodyText == "spun true")
         }
     }
