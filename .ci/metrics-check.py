@@ -89,6 +89,7 @@ def main():
             "http_server_sent_bytes": "counter", "process_resident_memory_bytes": "gauge",
             "process_virtual_memory_bytes": "gauge", "process_cpu_seconds": "counter", "process_open_fds": "gauge",
             "process_max_fds": "gauge", "process_start_time_seconds": "gauge", "service_build_info": "gauge",
+            "log_lines_dropped": "counter",
         }
         for name, kind in expected_types.items():
             assert name in after, f"{name} missing"
