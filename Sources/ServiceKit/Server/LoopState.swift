@@ -86,8 +86,8 @@ final class LoopState: @unchecked Sendable {
 /// Connection is the server's record of one client connection, shared between its task and
 /// its loop's table (for the drain). Loop thread only.
 final class Connection: @unchecked Sendable {
-    /// Go's ConnState, less `new` (a connection is active from accept) and `closed` (it is
-    /// then removed from the table).
+    /// Go's ConnState, less `new` (a plain connection is active from accept, a TLS one idle
+    /// until its first bytes) and `closed` (it is then removed from the table).
     enum Phase { case active, idle }
 
     /// The request whose handler is running or whose response is being written, for the log
@@ -115,7 +115,7 @@ final class Connection: @unchecked Sendable {
     @exclusivity(unchecked) var deadline: UInt64 = .max
 
     #if TLS
-    /// The TLS session, when the server serves HTTPS.
+    /// The TLS session, when the server serves HTTPS: nil until the connection's first bytes.
     @exclusivity(unchecked) var tls: TLSSession?
     /// What the connection's code reads and writes.
     var stream: ByteStream { ByteStream(socket: socket, tls: tls) }
