@@ -263,6 +263,7 @@ extension HTTPServer {
         connection.tls?.close()
         #endif
         state.connections[connection.socket.fd] = nil
+        state.closesSinceTrim += 1
         state.loop.deregister(connection.socket.fd)
         connection.socket.close()
         openConnections.subtract(1, ordering: .relaxed)

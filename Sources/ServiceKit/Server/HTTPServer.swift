@@ -37,6 +37,8 @@ public final class HTTPServer: Service, @unchecked Sendable {
     /// Above this many connections with a task on one loop, an idle connection parks as soon as
     /// it has nothing to read rather than after the grace (tests lower it).
     let eagerParkAbove = Atomic<Int>(HTTPServer.defaultEagerParkAbove)
+    /// How many times a loop has given freed heap memory back to the system (``LoopState/trimHeapIfDue()``).
+    let heapTrims = Atomic<Int>(0)
     let rejectedConnections = Atomic<Int>(0)
     let acceptedConnections = Atomic<Int>(0)
     /// Set when the listener is to close (after the pre-drain delay): the accept loop stops.
@@ -140,7 +142,8 @@ public final class HTTPServer: Service, @unchecked Sendable {
                         self.accessLog.handOver(&loopState.logBatch)
                         for sink in sinks { sink.flush() }
                         if let micros = loopState.trimHeapIfDue() {
-                            self.logger.debug("heap trimmed after connections parked", metadata: [
+                            self.heapTrims.add(1, ordering: .relaxed)
+                            self.logger.debug("heap trimmed after connections parked or closed", metadata: [
                                 "loop": .stringConvertible(index), "duration_us": .stringConvertible(micros),
                             ])
                         }
@@ -304,6 +307,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
     /// the loop's table).
     private func start(_ connection: Connection, on state: LoopState) {
         state.connections[connection.socket.fd] = connection
+        state.peakSinceTrim = max(state.peakSinceTrim, state.connections.count)
         do {
             try state.loop.register(connection.socket.fd)
             // Responses go out in one write each; Nagle would only delay them.
