@@ -120,6 +120,8 @@ public final class HTTPServer: Service, @unchecked Sendable {
             listener.close()
             throw error
         }
+        // So that the loops' heap trims return what connections that left have freed.
+        csystem_configure_heap()
         let count = configuration.eventLoops > 0 ? configuration.eventLoops : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         // The sinks this server's loops log to: lines they append are batched until the loop
         // flushes them at the end of its iteration.
