@@ -182,8 +182,8 @@ def measure(kind, binary, tls, state, count, settle, workdir):
             s.close()
         closed = time.time()
         # A handler in flight runs on after its client left (until its 60 s sleep ends), and its
-        # connection is closed only then: wait for that too.
-        until = max(closed, started + 60) + settle if state == "in flight" else closed + settle
+        # connection is closed only then: wait for the last one's too.
+        until = max(closed, started + opened + 60) + settle if state == "in flight" else closed + settle
         back = None
         after = holding
         while time.time() < until:
