@@ -92,8 +92,9 @@ void csystem_configure_heap(void) {
     // mmapped block is freed, as the event loops' fd-indexed tables are when they grow, and
     // free memory at the top of a thread's heap stays resident below it, where malloc_trim
     // does not reach (it trims only the main arena's top). 1 MiB keeps free() from giving
-    // pages back and taking them again on every small swing; blocks of 128 KiB or more are
-    // then always mmapped (the default threshold, no longer raised).
+    // pages back and taking them again on every small swing. Setting it also fixes the mmap
+    // threshold at its default, so blocks of 128 KiB or more (large request bodies) are
+    // always mmapped.
     mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
 #endif
 }
