@@ -31,19 +31,28 @@ enum App {
         // A client that disconnects while we write must cost an EPIPE, not the process.
         signal(SIGPIPE, SIG_IGN)
 
-        let configuration: AppConfiguration
+        var parsedConfiguration: AppConfiguration
         switch parseCommandLine(arguments, environment: Environment.current()) {
         case .run(let parsed):
-            configuration = parsed
+            parsedConfiguration = parsed
         case .exit(let code, let message, let toStandardError):
             let line = message.hasSuffix("\n") ? message : message + "\n"
             printLine(toStandardError ? "service: " + line : line, to: toStandardError ? 2 : 1)
             return code
         }
 
-        if configuration.healthCheck {
-            return healthCheck(configuration)
+        if parsedConfiguration.healthCheck {
+            return healthCheck(parsedConfiguration)
         }
+
+        // Unset, the connection cap is what the container's memory limit holds (the worst case
+        // of every connection, as deploy/check_memory.py checks for the shipped manifests).
+        let memoryLimit = ConnectionBudget.cgroupMemoryLimit()
+        if !parsedConfiguration.maxConnectionsGiven {
+            parsedConfiguration.server.maxConnections = ConnectionBudget.maxConnections(
+                memoryLimit: memoryLimit, tls: parsedConfiguration.tlsEnabled)
+        }
+        let configuration = parsedConfiguration
 
         JSONLogHandler.bootstrap(logLevel: configuration.logLevel)
         let logger = Logger(label: "service")
@@ -85,7 +94,7 @@ enum App {
         #endif
         metrics?.collect(from: server)
         server.onRun = { address in
-            logger.info("service started", metadata: startupMetadata(configuration, address: address))
+            logger.info("service started", metadata: startupMetadata(configuration, address: address, memoryLimit: memoryLimit))
         }
 
         // Signals are handled here rather than by the group's own option, because a second
@@ -262,7 +271,10 @@ enum App {
         }
     }
 
-    static func startupMetadata(_ configuration: AppConfiguration, address: SocketAddress?) -> Logger.Metadata {
+    /// - Parameter memoryLimit: the cgroup memory limit read at start, in bytes (nil: none).
+    static func startupMetadata(_ configuration: AppConfiguration, address: SocketAddress?, memoryLimit: UInt64? = nil)
+        -> Logger.Metadata
+    {
         let server = configuration.server
         return [
             "version": "\(BuildInfo.version)",
@@ -277,6 +289,9 @@ enum App {
                 "max_header_bytes": .stringConvertible(server.maxHeaderBytes),
                 "max_body_bytes": .stringConvertible(server.maxBodyBytes),
                 "max_connections": .stringConvertible(server.maxConnections),
+                // Where the cap came from: MAX_CONNECTIONS, the cgroup memory limit, or neither.
+                "max_connections_from": "\(configuration.maxConnectionsGiven ? "setting" : memoryLimit == nil ? "default" : "memory limit")",
+                "memory_limit_bytes": "\(memoryLimit.map(String.init) ?? "none")",
                 "event_loops": .stringConvertible(server.eventLoops),
                 "shutdown_delay": "\(server.shutdownDelay.goString)",
                 "drain_timeout": "\(server.drainTimeout.goString)",

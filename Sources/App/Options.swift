@@ -55,6 +55,10 @@ struct AppConfiguration: Sendable, Equatable {
     /// hold connections (and the drain) for long.
     var maxDelay: Duration = .seconds(10)
 
+    /// Whether `--max-connections` or `MAX_CONNECTIONS` set the cap; if not, the service derives
+    /// it from the container's memory limit at start (``ConnectionBudget``).
+    var maxConnectionsGiven = false
+
     var tlsEnabled: Bool { !tlsCertificateFile.isEmpty }
 
     /// The defaults; `--help` shows these, so they live in one place.
@@ -183,7 +187,7 @@ enum Setting: String, CaseIterable {
         case .writeTimeout: "Time allowed to write one response; 0 disables"
         case .maxHeaderBytes: "Largest request line plus header section, in bytes; at least 1024"
         case .maxBodyBytes: "Largest request body, in bytes"
-        case .maxConnections: "Most open client connections; past it, new ones get a 503"
+        case .maxConnections: "Most open client connections, past which new ones get a 503; unset, what a container memory limit holds, at most 10000"
         case .eventLoops: "Number of event loop threads; 0 means one per CPU core"
         case .shutdownDelay: "After SIGTERM, how long to keep serving (readiness already 503) before the listener closes"
         case .drainTimeout: "After the listener closes, how long open connections may finish before they are closed; must be > 0"
@@ -366,11 +370,13 @@ struct GivenSettings: Equatable {
         app.healthCheck = healthCheck
 
         // Resolves one setting; leaves `target` at its default when neither source sets it.
+        // Returns whether the flag or the environment set it.
+        @discardableResult
         func resolve<Value>(
             _ setting: Setting,
             _ parser: ValueParser<Value>,
             into target: inout Value
-        ) throws(InvalidSettingError) {
+        ) throws(InvalidSettingError) -> Bool {
             let source: String
             let raw: String
             if let flagValue = values[setting] {
@@ -379,7 +385,7 @@ struct GivenSettings: Equatable {
                 // Empty counts as unset: `PORT=` in a compose file or .env usually means "no value".
                 (source, raw) = (setting.environmentVariable, variable)
             } else {
-                return
+                return false
             }
             guard let value = parser.parse(raw) else {
                 // debugDescription quotes the value and escapes control characters, so the
@@ -389,6 +395,7 @@ struct GivenSettings: Equatable {
                 )
             }
             target = value
+            return true
         }
 
         try resolve(.host, .ipAddress, into: &app.server.host)
@@ -399,7 +406,7 @@ struct GivenSettings: Equatable {
         try resolve(.writeTimeout, .durationOrZero, into: &app.server.writeTimeout)
         try resolve(.maxHeaderBytes, .integer(atLeast: 1024), into: &app.server.maxHeaderBytes)
         try resolve(.maxBodyBytes, .integer(atLeast: 0), into: &app.server.maxBodyBytes)
-        try resolve(.maxConnections, .integer(atLeast: 1), into: &app.server.maxConnections)
+        app.maxConnectionsGiven = try resolve(.maxConnections, .integer(atLeast: 1), into: &app.server.maxConnections)
         try resolve(.eventLoops, .integer(atLeast: 0), into: &app.server.eventLoops)
         try resolve(.shutdownDelay, .durationOrZero, into: &app.server.shutdownDelay)
         try resolve(.drainTimeout, .positiveDuration, into: &app.server.drainTimeout)

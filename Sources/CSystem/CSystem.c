@@ -86,6 +86,19 @@ __attribute__((constructor)) static void csystem_open_standard_streams(void) {
     }
 }
 
+void csystem_configure_heap(void) {
+#if defined(__GLIBC__)
+    // A fixed trim threshold: glibc otherwise raises it (up to 64 MiB) each time a large
+    // mmapped block is freed, as the event loops' fd-indexed tables are when they grow, and
+    // free memory at the top of a thread's heap stays resident below it, where malloc_trim
+    // does not reach (it trims only the main arena's top). 1 MiB keeps free() from giving
+    // pages back and taking them again on every small swing. Setting it also fixes the mmap
+    // threshold at its default, so blocks of 128 KiB or more (large request bodies) are
+    // always mmapped.
+    mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
+#endif
+}
+
 int csystem_release_free_heap(void) {
 #if defined(__GLIBC__)
     // glibc keeps freed memory inside its arenas; only malloc_trim returns free pages in the

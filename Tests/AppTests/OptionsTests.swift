@@ -55,6 +55,8 @@ struct OptionsTests {
         #expect(app.server.maxHeaderBytes == 16384)
         #expect(app.server.maxBodyBytes == 1_048_576)
         #expect(app.server.maxConnections == 10000)
+        // Not given: main derives the cap from the container's memory limit (ConnectionBudget).
+        #expect(!app.maxConnectionsGiven)
         #expect(app.server.eventLoops == 0)
         #expect(app.server.drainTimeout == .seconds(25))
         #expect(app.server.accessLog == true)
@@ -102,7 +104,7 @@ struct OptionsTests {
         (.maxHeaderBytes, "1024", { $0.server.maxHeaderBytes = 1024 }),
         (.maxBodyBytes, "0", { $0.server.maxBodyBytes = 0 }),
         (.maxBodyBytes, "10485760", { $0.server.maxBodyBytes = 10_485_760 }),
-        (.maxConnections, "1", { $0.server.maxConnections = 1 }),
+        (.maxConnections, "1", { $0.server.maxConnections = 1; $0.maxConnectionsGiven = true }),
         (.eventLoops, "4", { $0.server.eventLoops = 4 }),
         (.shutdownDelay, "5s", { $0.server.shutdownDelay = .seconds(5) }),
         (.drainTimeout, "1h", { $0.server.drainTimeout = .seconds(3600) }),

@@ -8,26 +8,6 @@ import Glibc
 import Musl
 #endif
 
-// Checks for the client threads of ParkingTests.
-
-private struct Check: Error, CustomStringConvertible {
-    var description: String
-}
-
-private func check(_ condition: Bool, _ what: @autoclosure () -> String) throws {
-    if !condition { throw Check(description: what()) }
-}
-
-/// Polls until `condition` holds, for up to `seconds`; returns whether it did.
-private func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        usleep(5_000)
-    }
-    return condition()
-}
-
 private func sleep(until instant: ContinuousClock.Instant) {
     while ContinuousClock.now < instant { usleep(2_000) }
 }

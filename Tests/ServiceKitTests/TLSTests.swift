@@ -98,17 +98,51 @@ import Testing
         #expect(log.lines.filter { $0.contains("TLS handshake failed") }.count == 1)
     }
 
-    @Test func aClientThatStallsMidHandshakeIsClosedAtTheHeaderTimeout() async throws {
+    /// A client that sends nothing (its connection holds no session yet), and one that stalls
+    /// after the first bytes of a record.
+    @Test(arguments: [[], [0x16, 0x03, 0x01] as [UInt8]])
+    func aClientThatStallsBeforeOrMidHandshakeIsClosedAtTheHeaderTimeout(_ sent: [UInt8]) async throws {
         let log = CapturedLog()
         try await withTLSServer(log: log, configure: { $0.readHeaderTimeout = .milliseconds(300) }) { port, _, _ in
             let client = try TestClient(port: port, timeout: 3)
-            try client.send([0x16, 0x03, 0x01])  // the first bytes of a record, then nothing
+            if !sent.isEmpty { try client.send(sent) }
             let started = ContinuousClock.now
             #expect(client.isClosedByServer())
             let waited = ContinuousClock.now - started
             #expect(waited >= .milliseconds(200) && waited < .seconds(2), "closed after \(waited)")
         }
         #expect(log.lines.contains { $0.contains("TLS handshake timed out") })
+    }
+
+    @Test func aTLSConnectionThatHasSentNothingHoldsNoSession() async throws {
+        try await withTLSServer { port, server, _ in
+            let silent = try TestClient(port: port)
+            for _ in 0..<500 where server.connectionCount < 1 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(server.connectionCount == 1)
+            // Parked from accept: no task, and no OpenSSL session until its first bytes.
+            #expect(server.parkedConnectionCount == 1)
+            #expect(await tlsSessionCounts(server) == [0, 1])
+            // A client that sends its ClientHello gets one; the silent one still has none.
+            let talker = try TLSTestClient(port: port)
+            try talker.send(get("/health"))
+            #expect(try talker.readResponse().status == 200)
+            #expect(await tlsSessionCounts(server) == [1, 1])
+            #expect(!silent.isClosedByServer())
+        }
+    }
+
+    @Test func theDrainGivesASilentTLSConnectionItsLinger() async throws {
+        try await withTLSServer(configure: { $0.drainLinger = .milliseconds(300) }) { port, server, _ in
+            let client = try TestClient(port: port, timeout: 5)
+            for _ in 0..<500 where server.connectionCount < 1 { try await Task.sleep(for: .milliseconds(10)) }
+            let started = ContinuousClock.now
+            let result = await server.shutdown(drainTimeout: .seconds(8))
+            let took = ContinuousClock.now - started
+            #expect(result.closedAtDeadline == 0)
+            // Closed at the linger, not at its header timeout (10 s) nor the drain deadline.
+            #expect(took < .seconds(3), "\(took)")
+            #expect(client.isClosedByServer())
+        }
     }
 
     @Test func aDrainOverTLSFinishesTheRequestInFlightWithConnectionClose() async throws {
@@ -183,5 +217,29 @@ import Testing
             #expect(!text.contains("\n"))
         }
     }
+}
+
+/// How many of the server's connections have a TLS session and how many have none, read on
+/// their loops: `[with, without]`.
+func tlsSessionCounts(_ server: HTTPServer) async -> [Int] {
+    let loops: [LoopState] = server.state.withLock { state in
+        switch state {
+        case .running(_, _, let loops), .draining(_, let loops): loops
+        case .initial, .stopped: []
+        }
+    }
+    var counts = [0, 0]
+    for loopState in loops {
+        let (with, all) = await withCheckedContinuation { (continuation: CheckedContinuation<(Int, Int), Never>) in
+            let taken = loopState.loop.execute {
+                let with = loopState.connections.values.filter { $0.tls != nil }.count
+                continuation.resume(returning: (with, loopState.connections.count))
+            }
+            if !taken { continuation.resume(returning: (0, 0)) }
+        }
+        counts[0] += with
+        counts[1] += all - with
+    }
+    return counts
 }
 #endif

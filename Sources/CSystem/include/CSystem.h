@@ -33,6 +33,10 @@ int csystem_thread_start(void (*body)(void *), void *context);
 void *csystem_current_loop(void);
 void csystem_set_current_loop(void *loop);
 
+/// Sets the C library allocator up so that freed memory can be given back (glibc: a fixed
+/// trim threshold; nothing where the allocator needs no setting, such as musl's). Idempotent.
+void csystem_configure_heap(void);
+
 /// Gives free heap pages back to the system (glibc's malloc_trim; a no-op returning 0 where
 /// the C library's allocator does that by itself, such as musl's). Returns 1 if any were.
 int csystem_release_free_heap(void);

@@ -318,6 +318,7 @@ extension HTTPServer {
         connection.tls?.close()
         #endif
         state.connections[connection.socket.fd] = nil
+        state.closesSinceTrim += 1
         state.loop.deregister(connection.socket.fd)
         connection.socket.close()
         openConnections.subtract(1, ordering: .relaxed)
@@ -330,6 +331,17 @@ extension HTTPServer {
         countPark(on: state, by: -1)
         switch result {
         case .ready:
+            #if TLS
+            if let tls, connection.tls == nil {
+                // A new TLS connection's first bytes: its session starts now (see `start`).
+                guard let session = TLSSession(context: tls.context, fd: fd) else {
+                    logger.warning("cannot set up a TLS session")
+                    close(connection, on: state)
+                    return
+                }
+                connection.tls = session
+            }
+            #endif
             resume(connection, on: state)
         case .cancelled where state.draining && !connection.forceClosed:
             // The drain began: wait for one more request only until the linger deadline.
@@ -337,12 +349,17 @@ extension HTTPServer {
             state.loop.park(fd, deadline: connection.deadline)
             countPark(on: state)
         case .cancelled, .timedOut:
+            #if TLS
+            if tls != nil, connection.tls == nil, result == .timedOut, !state.draining {
+                logger.info("TLS handshake timed out", metadata: ["remote": "\(connection.remote?.description ?? "-")"])
+            }
+            #endif
             close(connection, on: state)
         }
     }
 
     /// Keeps the parked counts, the server's and the loop's, in step (loop thread only).
-    private func countPark(on state: LoopState, by delta: Int = 1) {
+    func countPark(on state: LoopState, by delta: Int = 1) {
         parkedConnections.add(delta, ordering: .relaxed)
         state.parked += delta
     }

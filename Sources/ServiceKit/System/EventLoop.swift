@@ -74,6 +74,8 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     @exclusivity(unchecked) public var serverState: AnyObject?
     /// Bumped before every `epoll_wait`; see ``noteDrained(_:)``.
     @exclusivity(unchecked) var pollGeneration: UInt64 = 1
+    /// When the loop must run an iteration (and its hooks) even with nothing to do; 0 for never.
+    @exclusivity(unchecked) var wakeUpBy: UInt64 = 0
 
     let stopped = Mutex(false)
 
@@ -304,6 +306,13 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         afterIteration.append(body)
     }
 
+    /// Makes the loop run an iteration, and so its hooks, by `deadline` (monotonic nanoseconds)
+    /// even if nothing else happens by then: for a hook that has work it put off. The earliest
+    /// of several requests wins. Loop thread only.
+    public func wakeUp(by deadline: UInt64) {
+        if wakeUpBy == 0 || deadline < wakeUpBy { wakeUpBy = max(deadline, 1) }
+    }
+
     @inline(__always)
     private func finish(_ waiter: Waiter, _ result: WaitResult) {
         if waiter.deadline != .max { waitsWithDeadline -= 1 }
@@ -373,6 +382,16 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
                 let now = Self.now()
                 if nextSweep <= now { nextSweep = now + Self.timerResolutionNanoseconds }
                 timeout = Int32((nextSweep - now + 999_999) / 1_000_000)
+            }
+            if wakeUpBy != 0 {
+                // The hooks just ran: a wake-up that is due now has had its iteration.
+                let now = Self.now()
+                if wakeUpBy <= now {
+                    wakeUpBy = 0
+                } else {
+                    let milliseconds = Int32(min((wakeUpBy - now + 999_999) / 1_000_000, 60_000))
+                    timeout = timeout < 0 ? milliseconds : min(timeout, milliseconds)
+                }
             }
             pollGeneration &+= 1
             let count = csystem_epoll_wait(epollFD, events, data, Int32(capacity), timeout)

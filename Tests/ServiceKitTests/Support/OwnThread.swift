@@ -1,5 +1,11 @@
 import ServiceKit
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// Runs blocking test code (raw-socket clients, `usleep` polling) on a thread of its own and
 /// returns its result.
 ///
@@ -25,4 +31,25 @@ func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async 
 private final class ThreadWork: Sendable {
     let run: @Sendable () -> Void
     init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+}
+
+// Checks for code on a client thread of its own (``onOwnThread(_:)``), where Swift Testing's
+// `#expect` has no test to record into: a failed check throws ``Check`` with what was expected.
+
+struct Check: Error, CustomStringConvertible {
+    var description: String
+}
+
+func check(_ condition: Bool, _ what: @autoclosure () -> String) throws {
+    if !condition { throw Check(description: what()) }
+}
+
+/// Polls until `condition` holds, for up to `seconds`; returns whether it did.
+func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        usleep(5_000)
+    }
+    return condition()
 }
