@@ -17,9 +17,11 @@ until the server settles (1.5 s: idle connections park 50 to 100 ms after their 
 reads VmRSS (*holding*): (holding - before) / N is the cost of one connection in that state.
 Then every client connection is closed and VmRSS is sampled every 0.1 s for --settle
 seconds: *after* is the last sample, *back within 10 MiB* the first moment it was within
-10 MiB of *before* (the server's heap trim after closes), counted from the close. A handler
-in flight runs on after its client has left, so for that state the sampling goes on until
---settle seconds after the handlers' 60 s are over, and the time counts from the close too.
+10 MiB of *before* (the server's heap trim after closes), counted from the close. A service
+that cancels a handler when its client leaves (one with --max-delay) frees an in-flight
+connection at the close; with an older binary the handler runs on for its 60 s, so for that
+state the sampling goes on until --settle seconds after they are over, and the time counts
+from the close too.
 
 States:
 - silent: TCP connected, no byte sent (for TLS: no ClientHello yet);
@@ -93,6 +95,9 @@ class Server:
             if tls:
                 cmd += [f"--tls-cert-file={tls[0]}", f"--tls-key-file={tls[1]}"]
             env = dict(os.environ, EVENT_LOOPS="1")
+        if kind != "go" and has_max_delay(binary):
+            cmd.append("--max-delay=60s")  # /delay?ms=60000 for the in-flight state
+        self.cancels_on_hangup = kind != "go" and has_max_delay(binary)
         self.port = port
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "stderr"), "a"),
                                      env=env)
@@ -135,6 +140,12 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def has_max_delay(binary):
+    """Whether the service binary has --max-delay (and so cancels a handler whose client left)."""
+    result = subprocess.run([binary, "--help"], capture_output=True, text=True)
+    return "--max-delay" in result.stdout + result.stderr
 
 
 def read_response(s):
@@ -181,9 +192,10 @@ def measure(kind, binary, tls, state, count, settle, workdir):
         for s in conns:
             s.close()
         closed = time.time()
-        # A handler in flight runs on after its client left (until its 60 s sleep ends), and its
-        # connection is closed only then: wait for the last one's too.
-        until = max(closed, started + opened + 60) + settle if state == "in flight" else closed + settle
+        # Without cancellation, a handler in flight runs on after its client left (until its 60 s
+        # sleep ends), and its connection is closed only then: wait for the last one's too.
+        lingers = state == "in flight" and not server.cancels_on_hangup
+        until = max(closed, started + opened + 60) + settle if lingers else closed + settle
         back = None
         after = holding
         while time.time() < until:

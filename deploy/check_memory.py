@@ -8,7 +8,7 @@ inline patch over the base) and Compose (compose/compose.yaml):
   cap of 10,000 connections, which no limit is checked against);
 - the connection cap is MAX_CONNECTIONS when the manifest sets it, otherwise the one the
   service derives from that limit at start (``ConnectionBudget`` in
-  Sources/App/ConnectionBudget.swift, the one place the per-connection figures live; this
+  Sources/ServiceKit/Server/ConnectionBudget.swift, the one place the per-connection figures live; this
   script reads them from there and applies the same formula);
 - reserve + cap x the worst per-connection figure (TLS's when the manifest serves HTTPS) must
   leave a quarter of the rest of the limit free: the room for request bodies (up to
@@ -27,7 +27,7 @@ import sys
 import yaml
 
 HERE = pathlib.Path(__file__).resolve().parent
-BUDGET = HERE.parent / "Sources/App/ConnectionBudget.swift"
+BUDGET = HERE.parent / "Sources/ServiceKit/Server/ConnectionBudget.swift"
 MIB = 1024 * 1024
 MINIMUM_CAP = 1000
 

@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// ConnectionBudget sizes the default connection cap to the container's memory limit, as Go
 /// services size GOMEMLIMIT to it: `--max-connections` / `MAX_CONNECTIONS` not given, a cgroup
 /// memory limit set, the cap is what the limit holds at the worst per-connection cost.
@@ -14,7 +8,7 @@ import Musl
 /// connection"). They cover every state a connection can be in without a request body: a
 /// body costs up to `--max-body-bytes` while it is read, and what a quarter of the limit holds
 /// of those is the room left for them (see ``maxConnections(memoryLimit:tls:)``).
-enum ConnectionBudget {
+public enum ConnectionBudget {
     /// Plain HTTP's worst state, rounded up: a 16 KiB header that never ends, measured at
     /// 23.7 KiB (the 17 KiB input buffer and the connection's task).
     static let plainBytesPerConnection: Int = 32 * 1024
@@ -31,7 +25,7 @@ enum ConnectionBudget {
     /// what ``reserveBytes`` leaves, in connections at the worst per-connection figure, between
     /// 1 and ``defaultCap``. The last quarter is room for request bodies and allocator slack.
     /// 128 MiB gives 2,304 plain or 1,536 TLS connections; 512 MiB or more gives 10,000.
-    static func maxConnections(memoryLimit: UInt64?, tls: Bool) -> Int {
+    public static func maxConnections(memoryLimit: UInt64?, tls: Bool) -> Int {
         guard let memoryLimit else { return defaultCap }
         let perConnection = tls ? tlsBytesPerConnection : plainBytesPerConnection
         let limit = Int(clamping: memoryLimit)
@@ -43,7 +37,7 @@ enum ConnectionBudget {
     /// cannot be read): cgroup v2's `memory.max` of the process's own cgroup (from
     /// /proc/self/cgroup; in a container with a cgroup namespace that is the mount's root),
     /// else cgroup v1's `memory.limit_in_bytes` likewise.
-    static func cgroupMemoryLimit(root: String = "/sys/fs/cgroup", selfCgroup: String = "/proc/self/cgroup") -> UInt64? {
+    public static func cgroupMemoryLimit(root: String = "/sys/fs/cgroup", selfCgroup: String = "/proc/self/cgroup") -> UInt64? {
         let membership = readSmallFile(selfCgroup) ?? ""
         var candidates: [(path: String, v1: Bool)] = []
         if let path = cgroupPath(membership, v2: true) {

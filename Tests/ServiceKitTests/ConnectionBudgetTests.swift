@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import App
+@testable import ServiceKit
 
 /// The default connection cap follows the cgroup memory limit: the parsing of the cgroup
 /// files (from strings and from a fake cgroup tree in a temporary folder) and the arithmetic.
