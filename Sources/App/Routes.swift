@@ -33,7 +33,9 @@ enum Routes {
         guard let text = request.query("ms"), let ms = Int(text), (0...maxMilliseconds).contains(ms) else {
             throw HTTPError.badRequest("ms must be an integer from 0 to \(maxMilliseconds)")
         }
-        try await Task.sleep(for: .milliseconds(ms))
+        // The loop's sleep rather than Task.sleep: when the client leaves, nothing of this
+        // request outlives it (see EventLoop.sleep(for:)).
+        try await EventLoop.sleep(for: .milliseconds(ms))
         return .json(raw: Array(#"{"delayed_ms":\#(ms)}"#.utf8))
     }
 

@@ -14,6 +14,42 @@ import Testing
         #expect(inTask)
     }
 
+    @Test func aLoopSleepEndsAtItsDeadlineOrAtOnceWhenCancelledLeavingNothingBehind() async throws {
+        let loop = try EventLoop(index: 0)
+        defer { loop.stop() }
+        let sleepers = {
+            await withCheckedContinuation { continuation in loop.execute { continuation.resume(returning: loop.sleepers.count) } }
+        }
+
+        let short = ContinuousClock.now
+        try await Task(executorPreference: loop) { try await EventLoop.sleep(for: .milliseconds(100)) }.value
+        #expect(ContinuousClock.now - short >= .milliseconds(100))
+
+        let long = Task(executorPreference: loop) { () async -> Bool in
+            do {
+                try await EventLoop.sleep(for: .seconds(60))
+                return false
+            } catch {
+                return error is CancellationError
+            }
+        }
+        for _ in 0..<500 where await sleepers() == 0 { try await Task.sleep(for: .milliseconds(2)) }
+        #expect(await sleepers() == 1)
+        let cancelled = ContinuousClock.now
+        long.cancel()
+        #expect(await long.value, "the sleep did not throw CancellationError")
+        #expect(ContinuousClock.now - cancelled < .seconds(5))
+        #expect(await sleepers() == 0, "the cancelled sleeper stayed with the loop")
+
+        // Already cancelled before it sleeps: throws without waiting.
+        let early = Task(executorPreference: loop) { () async -> Bool in
+            withUnsafeCurrentTask { $0?.cancel() }
+            return (try? await EventLoop.sleep(for: .seconds(60))) == nil
+        }
+        #expect(await early.value)
+        #expect(await sleepers() == 0)
+    }
+
     @Test func aStoppedLoopWritesNothingToItsOldDescriptorNumbers() async throws {
         let loop = try EventLoop(index: 0)
         let wakeFD = loop.wakeFD

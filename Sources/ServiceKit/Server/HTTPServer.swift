@@ -332,6 +332,8 @@ public final class HTTPServer: Service, @unchecked Sendable {
             // park still wake it. Idle for the drain: it gets the linger, as a keep-alive
             // connection that has sent nothing more does.
             connection.phase = .idle
+            // Accepted just before the drain began and started after it: the linger applies too.
+            if state.draining { connection.deadline = min(connection.deadline, state.lingerDeadline) }
             state.loop.park(connection.socket.fd, deadline: connection.deadline)
             countPark(on: state)
             return
