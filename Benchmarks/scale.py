@@ -67,6 +67,7 @@ def start(name, path, port, idle, workdir):
         with open(os.path.join(BENCH_DIR, "nginx", "nginx.conf.in")) as f:
             conf = f.read()
         conf = conf.replace("@PREFIX@", prefix).replace("@PORT@", str(port)).replace("@ACCESS_LOG@", "access_log off;")
+        conf = conf.replace("@SSL@", "").replace("@SSL_CONFIG@", "")  # plain HTTP
         # One process must hold every connection: raise its per-worker cap past N.
         conf = conf.replace("worker_connections 4096;", f"worker_connections {idle + 1024};\n    ")
         conf = conf.replace("events {", f"worker_rlimit_nofile {idle + 2048};\nevents {{", 1)
