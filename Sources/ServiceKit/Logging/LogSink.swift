@@ -232,10 +232,14 @@ final class LogWriter: @unchecked Sendable {
         let target = appendedTotal.load(ordering: .acquiring)
         wake()
         let deadline = Self.monotonicNanoseconds() + timeoutNanoseconds
+        // Polled in steps from 20 µs doubling to 1 ms: the last lines before an exit are
+        // usually written within microseconds, and the exit should not wait a whole millisecond.
+        var step = 20_000
         while settledTotal.load(ordering: .acquiring) < target {
             if Self.monotonicNanoseconds() >= deadline { return false }
-            var pause = timespec(tv_sec: 0, tv_nsec: 1_000_000)
+            var pause = timespec(tv_sec: 0, tv_nsec: step)
             nanosleep(&pause, nil)
+            step = min(step * 2, 1_000_000)
         }
         return true
     }
