@@ -132,15 +132,21 @@ import Testing
     }
 
     @Test func theDrainGivesASilentTLSConnectionItsLinger() async throws {
-        try await withTLSServer(configure: { $0.drainLinger = .milliseconds(300) }) { port, server, _ in
+        let configure: (inout ServerConfiguration) -> Void = {
+            $0.drainLinger = .milliseconds(300)
+            $0.readHeaderTimeout = .seconds(60)
+        }
+        try await withTLSServer(configure: configure) { port, server, _ in
             let client = try TestClient(port: port, timeout: 5)
             for _ in 0..<500 where server.connectionCount < 1 { try await Task.sleep(for: .milliseconds(10)) }
             let started = ContinuousClock.now
-            let result = await server.shutdown(drainTimeout: .seconds(8))
+            let result = await server.shutdown(drainTimeout: .seconds(30))
             let took = ContinuousClock.now - started
             #expect(result.closedAtDeadline == 0)
-            // Closed at the linger, not at its header timeout (10 s) nor the drain deadline.
-            #expect(took < .seconds(3), "\(took)")
+            // Closed at the linger (0.3 s), not at its header timeout (60 s) nor the drain
+            // deadline (30 s). The bound is loose: the drain's own steps sleep on the
+            // cooperative pool, which the suite's blocking test clients can hold for seconds.
+            #expect(took < .seconds(15), "\(took)")
             #expect(client.isClosedByServer())
         }
     }
