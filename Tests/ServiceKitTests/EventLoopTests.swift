@@ -38,7 +38,9 @@ import Testing
         let cancelled = ContinuousClock.now
         long.cancel()
         #expect(await long.value, "the sleep did not throw CancellationError")
-        #expect(ContinuousClock.now - cancelled < .seconds(5))
+        // Long before the 60 s deadline (loose: this test's own wake-ups run on the cooperative
+        // pool, which other tests' blocking clients can hold for seconds).
+        #expect(ContinuousClock.now - cancelled < .seconds(30))
         #expect(await sleepers() == 0, "the cancelled sleeper stayed with the loop")
 
         // Already cancelled before it sleeps: throws without waiting.
