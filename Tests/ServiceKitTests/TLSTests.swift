@@ -115,8 +115,10 @@ import Testing
     }
 
     @Test func aTLSConnectionThatHasSentNothingHoldsNoSession() async throws {
-        try await withTLSServer { port, server, _ in
-            let silent = try TestClient(port: port)
+        // A header timeout no busy machine reaches: the last check waits up to the client's
+        // 1 s read timeout for a close that must not come.
+        try await withTLSServer(configure: { $0.readHeaderTimeout = .seconds(60) }) { port, server, _ in
+            let silent = try TestClient(port: port, timeout: 1)
             for _ in 0..<500 where server.connectionCount < 1 { try await Task.sleep(for: .milliseconds(10)) }
             #expect(server.connectionCount == 1)
             // Parked from accept: no task, and no OpenSSL session until its first bytes.
