@@ -562,7 +562,7 @@ struct JSONLogHandlerTests {
         #expect(cappedSink.flush(waitingUpTo: .seconds(10)))
         // The threshold was crossed twice (at 10 and 20 lines): at least 20 lines go out with no
         // flush from anyone. The writer takes what is buffered when it runs, so up to 25 may.
-        #expect(capture.waitForBytes(10 * 100 + 20 * 100, timeout: 10))
+        #expect(capture.waitForBytes(10 * 100 + 20 * 100, timeout: 30))
         #expect(thresholdSink.flush(waitingUpTo: .seconds(10)))
         let lines = try splitLines(capture.finish())
         #expect(lines.count == 25 + 10)

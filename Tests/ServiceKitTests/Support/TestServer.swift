@@ -34,9 +34,27 @@ final class CapturedLog: @unchecked Sendable {
     deinit {
         // Write out what is buffered while the descriptor is still ours: once closed, its number
         // may belong to another test's pipe.
-        sink.flush(waitingUpTo: .seconds(10))
+        _ = drainWhileFlushing()
         close(readFD)
         close(writeFD)
+    }
+
+    /// Reads the pipe while the sink's writer empties into it, until the writer has written
+    /// everything appended so far (or 10 s passed): waiting without reading would wait for
+    /// nothing once the pipe is full. Returns the bytes read.
+    private func drainWhileFlushing() -> [UInt8] {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            let written = sink.flush(waitingUpTo: .milliseconds(5))
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(readFD, $0.baseAddress, $0.count) }
+                if n <= 0 { break }
+                bytes.append(contentsOf: chunk[0..<n])
+            }
+            if written || ContinuousClock.now >= deadline { return bytes }
+        }
     }
 
     func logger(_ label: String) -> Logger {
@@ -46,14 +64,8 @@ final class CapturedLog: @unchecked Sendable {
 
     /// The complete lines written so far.
     var lines: [String] {
-        sink.flush(waitingUpTo: .seconds(10))
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        return collected.withLock { data in
-            while true {
-                let n = chunk.withUnsafeMutableBytes { read(readFD, $0.baseAddress, $0.count) }
-                if n <= 0 { break }
-                data.append(contentsOf: chunk[0..<n])
-            }
+        collected.withLock { data in
+            data.append(contentsOf: drainWhileFlushing())
             return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
         }
     }
