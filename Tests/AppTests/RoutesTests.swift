@@ -8,7 +8,12 @@ import TestSupport
 @Suite struct RoutesTests {
     let router = Routes.router()
 
-    func call(_ method: String, _ target: String, body: String = "", contentType: String? = "application/json") async throws -> Response {
+    /// Dispatches one request through `router` (the example app's by default), as the server would.
+    func call(
+        _ method: String, _ target: String, body: String = "", contentType: String? = "application/json",
+        on router: Router? = nil
+    ) async throws -> Response {
+        let router = router ?? self.router
         var raw = "\(method) \(target) HTTP/1.1\r\nHost: t\r\n"
         if let contentType { raw += "Content-Type: \(contentType)\r\n" }
         raw += "Content-Length: \(body.utf8.count)\r\n\r\n"
@@ -47,21 +52,7 @@ import TestSupport
 
     @Test func delayHonoursItsCeiling() async throws {
         let short = Routes.router(maxDelay: .milliseconds(20))
-        func call(_ target: String) async throws -> Int {
-            let raw = "GET \(target) HTTP/1.1\r\nHost: t\r\n\r\n"
-            let head: HTTPRequestHead = try Array(raw.utf8).withUnsafeBytes { bytes in
-                guard case .complete(let head, _) = HTTPRequestParser.parseHead(bytes, limits: HTTPLimits()) else {
-                    throw TestClient.Failure(description: "test request did not parse")
-                }
-                return head
-            }
-            guard case .found(let handler, let parameters, _) = short.match(method: "GET", path: head.path) else { return 404 }
-            do {
-                return try await handler(Request(head: head, body: [], pathParameters: parameters)).status
-            } catch let error as HTTPError {
-                return error.status
-            }
-        }
+        func call(_ target: String) async throws -> Int { try await self.call("GET", target, on: short).status }
         #expect(try await call("/delay?ms=20") == 200)
         #expect(try await call("/delay?ms=21") == 400)
         #expect(try await call("/delay?ms=-1") == 400)
