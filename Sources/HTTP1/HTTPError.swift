@@ -1,15 +1,22 @@
-/// HTTPError is a request the server refuses, with the status it answers and a short reason.
+/// HTTPError is a request refused with a status and a short reason: by the parser and the
+/// server's limits (400, 408, 413, 414, 417, 431, 501, 505), or by a handler or middleware,
+/// which may throw any 4xx or 5xx status (422 for a body that decodes but does not validate,
+/// 429 with `Retry-After`, 401 with `WWW-Authenticate`).
 ///
 /// The reason goes into the JSON error body and the log, so it never echoes client bytes.
 public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The response status: 400, 413, 414, 417, 431, 501 or 505.
+    /// The response status.
     public var status: Int
     /// A short English reason, safe to show to the client.
     public var reason: String
+    /// Header fields the refusal adds to its response: `Allow` on a 405, `Retry-After` on a
+    /// 429 or 503.
+    public var headers: HTTPHeaders
 
-    public init(status: Int, reason: String) {
+    public init(status: Int, reason: String, headers: HTTPHeaders = [:]) {
         self.status = status
         self.reason = reason
+        self.headers = headers
     }
 
     public var description: String { "\(status) \(reason)" }

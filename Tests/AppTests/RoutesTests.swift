@@ -23,18 +23,7 @@ import TestSupport
             }
             return head
         }
-        switch router.match(method: method, path: head.path) {
-        case .found(let handler, let parameters, _):
-            do {
-                return try await handler(Request(head: head, body: Array(body.utf8), pathParameters: parameters))
-            } catch let error as HTTPError {
-                return .error(error.status, error.reason)
-            }
-        case .notFound:
-            return .error(404, "not found")
-        case .methodNotAllowed:
-            return .error(405, "method not allowed")
-        }
+        return await router.respond(to: Request(head: head, body: Array(body.utf8), id: "test-request"))
     }
 
     func json(_ response: Response) throws -> [String: Any] {

@@ -34,7 +34,7 @@ extension Request {
             return String(decoding: body, as: UTF8.self) + (params.isEmpty ? "" : " " + params) + " @" + route.template
         case .notFound:
             return "404"
-        case .methodNotAllowed(let allow, let route):
+        case .methodNotAllowed(let allow, let route, _):
             return "405 " + allow.joined(separator: ",") + " @" + route.template
         }
     }

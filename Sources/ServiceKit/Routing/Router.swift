@@ -23,6 +23,11 @@ public struct RouteInfo: Sendable, Equatable {
 /// spelling it does not match. A path that matches no route is a 404; a path that matches with
 /// another method is a 405 with `Allow`. `HEAD` is served by the `GET` handler (the server
 /// drops the body) unless a `HEAD` route exists.
+///
+/// Middleware (``use(_:)-(any Middleware)``, ``group(_:middleware:_:)``, a route's `middleware:`)
+/// wraps the routes registered after it, within its group. A 405 runs through the middleware
+/// of its path's first registration, so CORS can answer a preflight `OPTIONS` and auth can
+/// refuse before the method is judged; a 404 runs none.
 public struct Router: Sendable {
     struct Route: Sendable {
         var segments: [Segment]
@@ -33,10 +38,13 @@ public struct Router: Sendable {
         /// directly in a collection is kept at the generic abstraction, and taking it out
         /// allocated a reabstraction thunk on every request.
         var handlers: [(method: String, boxed: BoxedHandler)]
+        /// The middleware a 405 for this path runs through.
+        var refusalMiddleware: [any Middleware]
 
-        init(segments: [Segment], index: Int, accessLog: Bool) {
+        init(segments: [Segment], index: Int, accessLog: Bool, middleware: [any Middleware]) {
             self.segments = segments
             handlers = []
+            refusalMiddleware = middleware
             info = RouteInfo(template: Router.template(segments), index: index, accessLog: accessLog)
         }
 
@@ -70,8 +78,37 @@ public struct Router: Sendable {
     /// Every route's template, in registration order (a route's ``RouteInfo/index``): the
     /// bounded set of `route` label values metrics use.
     public private(set) var templates: [String] = []
+    /// The middleware wrapped around routes registered from now on, outermost first.
+    var middleware: [any Middleware] = []
+    /// What ``group(_:middleware:_:)`` puts before the paths registered inside it.
+    var prefix = ""
 
     public init() {}
+
+    /// Wraps every route registered after this call (in this group, if inside one) in
+    /// `middleware`, inside the middleware already in force.
+    public mutating func use(_ middleware: any Middleware) {
+        self.middleware.append(middleware)
+    }
+
+    /// ``use(_:)-(any Middleware)`` for a closure: `router.use { request, next in ... }`.
+    public mutating func use(_ body: @escaping @Sendable (Request, Handler) async throws -> Response) {
+        use(MiddlewareFunction(body))
+    }
+
+    /// Registers the routes `build` adds under `prefix` (`/api`: its `/items` is served at
+    /// `/api/items`, its `/` at `/api`), wrapped in `middleware` and in what `build` itself
+    /// `use`s; neither reaches routes outside the group.
+    public mutating func group(
+        _ prefix: String, middleware: [any Middleware] = [], _ build: (inout Router) throws -> Void
+    ) rethrows {
+        precondition(prefix.utf8.first == UInt8(ascii: "/"), "a group prefix starts with /: \(prefix)")
+        let (outerPrefix, outerMiddleware) = (self.prefix, self.middleware)
+        defer { (self.prefix, self.middleware) = (outerPrefix, outerMiddleware) }
+        self.prefix = outerPrefix + (prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix)
+        self.middleware += middleware
+        try build(&self)
+    }
 
     /// Adds `handler` for `method` on `path`, which starts with `/`. Registering the same
     /// method and path twice replaces the earlier handler.
@@ -80,12 +117,19 @@ public struct Router: Sendable {
     ///   server's `accessLog` setting still turns all of them off). For endpoints polled so
     ///   often that their lines would drown the rest, such as `/metrics`. The last
     ///   registration on a path decides, for all of its methods.
-    public mutating func on(_ method: String, _ path: String, accessLog: Bool = true, _ handler: @escaping Handler) {
+    /// - Parameter middleware: wrapped around this route's handler, inside the router's and
+    ///   the group's.
+    public mutating func on(
+        _ method: String, _ path: String, accessLog: Bool = true, middleware: [any Middleware] = [],
+        _ handler: @escaping Handler
+    ) {
         precondition(path.utf8.first == UInt8(ascii: "/"), "a route path starts with /: \(path)")
-        let segments = (Self.split(path) ?? []).map { part -> Segment in
+        let fullPath = prefix.isEmpty ? path : path == "/" ? prefix : prefix + path
+        let segments = (Self.split(fullPath) ?? []).map { part -> Segment in
             part.hasPrefix(":") && part.count > 1 ? .parameter(String(part.dropFirst())) : .literal(String(part))
         }
-        let boxed = BoxedHandler(handler: handler)
+        let chain = self.middleware + middleware
+        let boxed = BoxedHandler(handler: chain.isEmpty ? handler : Self.compose(chain, handler))
         if segments.allSatisfy({ if case .literal = $0 { true } else { false } }) {
             let key = Self.template(segments)
             var route = exact[key] ?? newRoute(segments, accessLog: accessLog)
@@ -103,22 +147,36 @@ public struct Router: Sendable {
     }
 
     private mutating func newRoute(_ segments: [Segment], accessLog: Bool) -> Route {
-        let route = Route(segments: segments, index: templates.count, accessLog: accessLog)
+        let route = Route(segments: segments, index: templates.count, accessLog: accessLog, middleware: self.middleware)
         templates.append(route.info.template)
         return route
     }
 
-    public mutating func get(_ path: String, accessLog: Bool = true, _ handler: @escaping Handler) {
-        on("GET", path, accessLog: accessLog, handler)
+    public mutating func get(
+        _ path: String, accessLog: Bool = true, middleware: [any Middleware] = [], _ handler: @escaping Handler
+    ) {
+        on("GET", path, accessLog: accessLog, middleware: middleware, handler)
     }
-    public mutating func post(_ path: String, accessLog: Bool = true, _ handler: @escaping Handler) {
-        on("POST", path, accessLog: accessLog, handler)
+    public mutating func post(
+        _ path: String, accessLog: Bool = true, middleware: [any Middleware] = [], _ handler: @escaping Handler
+    ) {
+        on("POST", path, accessLog: accessLog, middleware: middleware, handler)
     }
-    public mutating func put(_ path: String, accessLog: Bool = true, _ handler: @escaping Handler) {
-        on("PUT", path, accessLog: accessLog, handler)
+    public mutating func put(
+        _ path: String, accessLog: Bool = true, middleware: [any Middleware] = [], _ handler: @escaping Handler
+    ) {
+        on("PUT", path, accessLog: accessLog, middleware: middleware, handler)
     }
-    public mutating func delete(_ path: String, accessLog: Bool = true, _ handler: @escaping Handler) {
-        on("DELETE", path, accessLog: accessLog, handler)
+    public mutating func delete(
+        _ path: String, accessLog: Bool = true, middleware: [any Middleware] = [], _ handler: @escaping Handler
+    ) {
+        on("DELETE", path, accessLog: accessLog, middleware: middleware, handler)
+    }
+
+    public mutating func patch(
+        _ path: String, accessLog: Bool = true, middleware: [any Middleware] = [], _ handler: @escaping Handler
+    ) {
+        on("PATCH", path, accessLog: accessLog, middleware: middleware, handler)
     }
 
     /// The outcome of looking up a request.
@@ -126,7 +184,7 @@ public struct Router: Sendable {
         case found(Handler, parameters: [String: String], route: RouteInfo)
         case notFound
         /// The path matches `route`, but not with this method.
-        case methodNotAllowed(allow: [String], route: RouteInfo)
+        case methodNotAllowed(allow: [String], route: RouteInfo, middleware: [any Middleware])
     }
 
     /// Finds the handler for `method` and `path` (percent-encoded, as in the request), matched
@@ -163,7 +221,7 @@ public struct Router: Sendable {
         }
         var allow = Set(route.handlers.map(\.method))
         if allow.contains("GET") { allow.insert("HEAD") }
-        return .methodNotAllowed(allow: allow.sorted(), route: route.info)
+        return .methodNotAllowed(allow: allow.sorted(), route: route.info, middleware: route.refusalMiddleware)
     }
 
     /// `/users/:id`

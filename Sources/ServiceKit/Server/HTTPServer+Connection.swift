@@ -164,54 +164,39 @@ extension HTTPServer {
 
             let requestID = Self.saneRequestID(head.headers["x-request-id"]) ?? state.newRequestID()
             var response: Response
-            var route: RouteInfo?
-            switch router.match(method: head.method, path: head.path) {
-            case .found(let handler, let parameters, let matched):
-                route = matched
-                connection.inFlight = Connection.InFlight(method: head.method, path: head.path, requestID: requestID)
-                let request = Request(head: head, body: body, pathParameters: parameters, remoteAddress: remote, id: requestID)
-                // With nothing more buffered, the client's FIN or reset means it has gone (a
-                // pipelined request behind this one means it has not), and the handler's task
-                // is cancelled, as Go cancels `r.Context()`; a FIN that came with the request
-                // cancels it before the handler starts. Cancellation is cooperative: a handler
-                // that returns anyway has its response written, for a client that only
-                // half-closed; one that throws is logged as 499 and answered with nothing.
-                if input.isEmpty {
-                    connection.watchesHangup = true
-                    if loop.sawHangup(stream.fd) { clientHungUp(stream.fd, on: state) }
-                }
-                do {
-                    response = try await handler(request)
-                } catch let error as HTTPError where !connection.clientGone {
-                    response = .error(error.status, error.reason)
-                } catch {
-                    connection.watchesHangup = false
-                    if connection.clientGone {
-                        clientLeft(head: head, route: matched, started: started, requestID: requestID,
-                                   connection: connection, state: state)
-                        return
-                    }
-                    // Cut by the drain deadline, the request was logged as "request cut".
-                    if !connection.forceClosed {
-                        logger.error("handler failed", metadata: [
-                            "error": "\(String(describing: error))", "method": "\(head.method)", "path": "\(head.path)",
-                            "request_id": "\(requestID)",
-                        ])
-                    }
-                    response = .error(500, "internal server error")
-                }
-                connection.watchesHangup = false
-            case .notFound where head.method == "OPTIONS" && head.path == "*":
-                // A question about the server, not a resource (RFC 9110 §9.3.7): 200 with no
-                // body, as Go's server answers it.
-                response = Response(status: 200)
-            case .notFound:
-                response = .error(404, "not found")
-            case .methodNotAllowed(let methods, let matched):
-                route = matched
-                response = .error(405, "method not allowed")
-                response.headers.add(name: "Allow", value: methods.joined(separator: ", "))
+            let resolved = router.resolve(method: head.method, path: head.path)
+            let route = resolved.route
+            connection.inFlight = Connection.InFlight(method: head.method, path: head.path, requestID: requestID)
+            let request = Request(
+                head: head, body: body, pathParameters: resolved.parameters, remoteAddress: remote, id: requestID,
+                route: route?.template, logger: logger)
+            // With nothing more buffered, the client's FIN or reset means it has gone (a
+            // pipelined request behind this one means it has not), and the handler's task is
+            // cancelled, as Go cancels `r.Context()`; a FIN that came with the request cancels
+            // it before the handler starts. Cancellation is cooperative: a handler that returns
+            // anyway has its response written, for a client that only half-closed; one that
+            // throws is logged as 499 and answered with nothing.
+            if input.isEmpty {
+                connection.watchesHangup = true
+                if loop.sawHangup(stream.fd) { clientHungUp(stream.fd, on: state) }
             }
+            // The same dispatch as Router.respond(to:), which tests call without a socket.
+            do {
+                response = try await resolved.handler(request)
+            } catch let error as HTTPError where !connection.clientGone {
+                response = Response(error: error)
+            } catch {
+                connection.watchesHangup = false
+                if connection.clientGone {
+                    clientLeft(head: head, route: route, started: started, requestID: requestID,
+                               connection: connection, state: state)
+                    return
+                }
+                // Cut by the drain deadline, the request was logged as "request cut".
+                if !connection.forceClosed { Router.logFailure(error, of: request, to: logger) }
+                response = .internalServerError
+            }
+            connection.watchesHangup = false
 
             let keepAlive = head.keepAlive && !state.draining && !connection.clientGone
             let sent = await send(response, for: head, requestID: requestID, keepAlive: keepAlive,
@@ -251,16 +236,16 @@ extension HTTPServer {
     /// request ID, at once. Nothing is written back: the caller closes the connection, and a
     /// client that only half-closed reads the end of the stream with no response.
     private func clientLeft(
-        head: HTTPRequestHead, route: RouteInfo, started: UInt64, requestID: String, connection: Connection,
+        head: HTTPRequestHead, route: RouteInfo?, started: UInt64, requestID: String, connection: Connection,
         state: LoopState
     ) {
         connection.inFlight = nil
         let elapsed = EventLoop.now() &- started
         if metrics != nil {
-            state.metrics.record(route: route.index, method: head.method, status: Self.clientClosedRequest,
-                                 nanoseconds: elapsed)
+            state.metrics.record(route: route?.index ?? router.templates.count, method: head.method,
+                                 status: Self.clientClosedRequest, nanoseconds: elapsed)
         }
-        if route.accessLog {
+        if route?.accessLog ?? true {
             logAccess(head: head, status: Self.clientClosedRequest, bytes: 0, elapsed: elapsed,
                       remote: connection.remoteHost, requestID: requestID, state: state)
         }
@@ -504,7 +489,7 @@ extension HTTPServer {
         state: LoopState, output: inout [UInt8]
     ) async {
         let requestID = Self.saneRequestID(head?.headers["x-request-id"]) ?? state.newRequestID()
-        let response = Response.error(error.status, error.reason)
+        let response = Response(error: error)
         let started = EventLoop.now()
         let sent = await send(response, for: head, requestID: requestID, keepAlive: false, stream: stream, state: state,
                               output: &output)
@@ -514,7 +499,7 @@ extension HTTPServer {
             var route = router.templates.count
             if let head {
                 switch router.match(method: head.method, path: head.path) {
-                case .found(_, _, let matched), .methodNotAllowed(_, let matched): route = matched.index
+                case .found(_, _, let matched), .methodNotAllowed(_, let matched, _): route = matched.index
                 case .notFound: break
                 }
             }

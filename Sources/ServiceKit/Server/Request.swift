@@ -1,7 +1,9 @@
 @_exported import HTTP1
+import Logging
 
 /// Request is what a handler sees: the parsed head, the whole body (bounded by
-/// ``ServerConfiguration/maxBodyBytes``), the route's path parameters and the request ID.
+/// ``ServerConfiguration/maxBodyBytes``), the route's path parameters, the request ID and a
+/// logger that carries it.
 public struct Request: Sendable {
     public var head: HTTPRequestHead
     /// The body, after chunked decoding. Empty when the request had none.
@@ -13,16 +15,58 @@ public struct Request: Sendable {
     /// The `X-Request-ID` the client sent (if it was sane) or one the server made; echoed in
     /// the response and the access log.
     public var id: String
+    /// The template of the route that matched (`/hello/:name`), set before middleware runs;
+    /// nil for a request no route matched.
+    public var route: String?
+    /// The logger ``logger`` adds the request's fields to: the server's.
+    public var baseLogger: Logger
 
     public init(
         head: HTTPRequestHead, body: [UInt8] = [], pathParameters: [String: String] = [:],
-        remoteAddress: SocketAddress? = nil, id: String = ""
+        remoteAddress: SocketAddress? = nil, id: String = "", route: String? = nil,
+        logger: Logger = Request.defaultLogger
     ) {
         self.head = head
         self.body = body
         self.pathParameters = pathParameters
         self.remoteAddress = remoteAddress
         self.id = id
+        self.route = route
+        baseLogger = logger
+    }
+
+    /// A request as a parser would produce it from `method target` (`/hello/Ada?greeting=Hi`)
+    /// with these header fields and body: for tests, with ``Router/respond(to:)``. The body is
+    /// framed with a `Content-Length`, and `id` is the request ID the server would assign.
+    public init(
+        _ method: String, _ target: String, headers: HTTPHeaders = [:], body: [UInt8] = [], id: String = "test-request",
+        remoteAddress: SocketAddress? = nil, logger: Logger = Request.defaultLogger
+    ) {
+        let question = target.utf8.firstIndex(of: UInt8(ascii: "?"))
+        let path = question.map { String(target[..<$0]) } ?? target
+        let query = question.map { String(target[target.index(after: $0)...]) }
+        var headers = headers
+        if !body.isEmpty, headers["content-length"] == nil {
+            headers.add(name: "Content-Length", value: String(body.count))
+        }
+        let head = HTTPRequestHead(
+            method: method, target: target, path: path, query: query, version: .http1_1, headers: headers,
+            framing: body.isEmpty ? .none : .contentLength(body.count), keepAlive: true, expectsContinue: false)
+        self.init(head: head, body: body, remoteAddress: remoteAddress, id: id, logger: logger)
+    }
+
+    /// The logger requests get when none is given: label `request`, through the bootstrapped
+    /// handler.
+    public static let defaultLogger = Logger(label: "request")
+
+    /// A logger whose lines carry this request's `request_id` and `route`, through the same
+    /// handler as the server's own lines. Made on each use: keep it in a local to log several
+    /// lines.
+    public var logger: Logger {
+        var logger = baseLogger
+        logger[metadataKey: "request_id"] = .string(id)
+        if let route { logger[metadataKey: "route"] = .string(route) }
+        return logger
     }
 
     public var method: String { head.method }

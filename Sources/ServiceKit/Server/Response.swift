@@ -27,6 +27,17 @@ public struct Response: Sendable {
     private static let textHeaders: HTTPHeaders = ["Content-Type": "text/plain; charset=utf-8"]
     private static let jsonHeaders: HTTPHeaders = ["Content-Type": "application/json"]
 
+    /// The answer to a thrown ``HTTPError``: its status, the JSON error body with its reason,
+    /// and its header fields.
+    public init(error: HTTPError) {
+        self = .error(error.status, error.reason)
+        for (name, value) in error.headers { headers.add(name: name, value: value) }
+    }
+
+    /// The answer to any error other than ``HTTPError``: a generic 500 that tells the client
+    /// nothing of the cause (the log line has it, with the request ID the response carries).
+    public static let internalServerError = Response.error(500, "internal server error")
+
     /// The small JSON error body every refusal uses: `{"error":"...","status":N}`.
     public static func error(_ status: Int, _ message: String) -> Response {
         var body = JSONLineWriter(capacity: message.utf8.count + 32)

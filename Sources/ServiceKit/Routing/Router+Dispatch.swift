@@ -1,0 +1,74 @@
+import Logging
+
+extension Router {
+    /// What a request runs: the route's handler (its middleware included), or the refusal
+    /// that stands in for one.
+    public struct Resolved: Sendable {
+        /// Answers the request; throws what is answered as an error.
+        public var handler: Handler
+        /// The route's `:name` values, percent-decoded.
+        public var parameters: [String: String]
+        /// The route the path matched, for metrics and logs; nil for a 404.
+        public var route: RouteInfo?
+    }
+
+    /// How the server, and ``respond(to:)``, dispatch a request: the matched route's handler;
+    /// for a path that matches with another method, a 405 with `Allow` (through the path's
+    /// middleware); for `OPTIONS *`, a 200 with no body (a question about the server, RFC 9110
+    /// §9.3.7, answered as Go's server answers it); for anything else a 404.
+    public func resolve(method: String, path: String) -> Resolved {
+        switch match(method: method, path: path) {
+        case .found(let handler, let parameters, let route):
+            return Resolved(handler: handler, parameters: parameters, route: route)
+        case .methodNotAllowed(let allow, let route, let middleware):
+            let refusal = HTTPError(
+                status: 405, reason: "method not allowed", headers: ["Allow": allow.joined(separator: ", ")])
+            let handler: Handler = { _ in throw refusal }
+            return Resolved(
+                handler: middleware.isEmpty ? handler : Self.compose(middleware, handler), parameters: [:],
+                route: route)
+        case .notFound where method == "OPTIONS" && path == "*":
+            return Resolved(handler: Self.serverOptions, parameters: [:], route: nil)
+        case .notFound:
+            return Resolved(handler: Self.notFound, parameters: [:], route: nil)
+        }
+    }
+
+    private static let serverOptions: Handler = { _ in Response(status: 200) }
+    private static let notFoundError = HTTPError(status: 404, reason: "not found")
+    private static let notFound: Handler = { _ in throw notFoundError }
+
+    /// Answers `request` in process, exactly as the server's dispatch does: route match,
+    /// middleware, `404`, `405` with `Allow`, a thrown ``HTTPError`` as its response, any other
+    /// error as the generic `500` (logged as the server logs it). The response carries
+    /// `X-Request-ID` when the request has an ID, and a `HEAD` response no body, as on the wire;
+    /// the server adds `Date`, `Content-Length` and `Connection` when it writes one.
+    ///
+    /// For tests: a route test needs no socket.
+    public func respond(to request: Request) async -> Response {
+        var request = request
+        let resolved = resolve(method: request.method, path: request.path)
+        request.pathParameters = resolved.parameters
+        request.route = resolved.route?.template
+        var response: Response
+        do {
+            response = try await resolved.handler(request)
+        } catch let error as HTTPError {
+            response = Response(error: error)
+        } catch {
+            Self.logFailure(error, of: request, to: request.baseLogger)
+            response = .internalServerError
+        }
+        if !request.id.isEmpty { response.headers.add(name: "X-Request-ID", value: request.id) }
+        if request.method == "HEAD" { response.body = [] }
+        return response
+    }
+
+    /// The error line for a handler that threw something other than an ``HTTPError``.
+    static func logFailure(_ error: any Error, of request: Request, to logger: Logger) {
+        logger.error("handler failed", metadata: [
+            "error": "\(String(describing: error))", "method": "\(request.method)", "path": "\(request.path)",
+            "request_id": "\(request.id)",
+        ])
+    }
+}
