@@ -122,7 +122,7 @@ extension Request {
         #expect(router.templates == ["/b", "/a/:id"])
         guard case .found(_, _, let b) = router.match(method: "POST", path: "/b"),
               case .found(_, _, let a) = router.match(method: "GET", path: "/a/1"),
-              case .methodNotAllowed(_, let a405) = router.match(method: "DELETE", path: "/a/2")
+              case .methodNotAllowed(_, let a405, _) = router.match(method: "DELETE", path: "/a/2")
         else {
             Issue.record("no match")
             return
