@@ -56,10 +56,10 @@ struct AccessLog {
     /// Logs `entry` into `batch`, an event loop's own buffer of complete lines, which goes to
     /// the sink at the end of the loop's iteration (``handOver(_:)``).
     ///
-    /// The loops used to append every line to the one shared sink under its lock, so two loop
-    /// threads took turns on one mutex per request. Handing lines over once per iteration cut
-    /// server CPU per request by about 5% at 64 and 256 connections (wrk, A/B over 3 and 4
-    /// rounds: 7.4-7.9 against 7.9-8.6 µs) and 330 instructions (callgrind).
+    /// Not a line at a time into the shared sink: that would make the loop threads take turns
+    /// on one mutex per request. Handing lines over once per iteration costs about 5% less
+    /// server CPU per request at 64 and 256 connections than a line at a time (wrk, A/B over 3
+    /// and 4 rounds: 7.4-7.9 against 7.9-8.6 µs) and 330 fewer instructions (callgrind).
     func log(_ entry: AccessLogEntry, into batch: inout LogBatch) {
         guard direct != nil else {
             logger.info("request", metadata: Self.metadata(entry))
