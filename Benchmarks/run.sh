@@ -8,6 +8,7 @@
 #   NGINX=false       (leave nginx out)
 #   METRICS_AB=false  (leave out the second Swift instance run with --metrics=false, which
 #                      measures what recording metrics costs)
+#   BASELINE_BIN=path (add this service binary, another revision, to the same rounds: an A/B)
 #   TLS=true          (HTTPS everywhere: the service built with the TLS trait, Go's ServeTLS,
 #                      nginx `ssl`, one EC P-256 certificate; adds new-connection and
 #                      full-handshake rates; skips the start-up and scale steps)
@@ -70,6 +71,12 @@ SERVERS=(swift go)
 if [[ ${METRICS_AB:-true} == true ]]; then
     BIN[swift-nometrics]=$SERVICE_BIN
     SERVERS+=(swift-nometrics)
+fi
+# Another revision of the service, in the same rounds: an A/B against the same yardsticks.
+if [[ -n ${BASELINE_BIN:-} ]]; then
+    [[ -x $BASELINE_BIN ]] || { echo "run.sh: BASELINE_BIN=$BASELINE_BIN is not an executable" >&2; exit 1; }
+    BIN[swift-baseline]=$BASELINE_BIN
+    SERVERS+=(swift-baseline)
 fi
 # nginx answering /health with a fixed body is the ceiling (Debian's nginx; NGINX=false skips it).
 if [[ ${NGINX:-true} == true ]]; then
@@ -298,6 +305,7 @@ wrk_version=$(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }' || true)
         echo "# Benchmark: Swift service vs Go net/http and nginx, GET /health"
     fi
     [[ " ${SERVERS[*]} " == *" swift-nometrics "* ]] && echo && echo "The Swift service runs with its defaults (metrics on: every request counted and timed); *Swift service, metrics off* is the same binary with \`--metrics=false\`, in the same rounds."
+    [[ -n ${BASELINE_BIN:-} ]] && echo && echo "*Swift service, baseline* is \`$BASELINE_BIN\`$( [[ -n ${BASELINE_LABEL:-} ]] && echo " ($BASELINE_LABEL)"), with its defaults, in the same rounds."
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- machine: $(nproc) CPUs, $cpu_model, Linux $(uname -r)"
