@@ -9,6 +9,9 @@
 #   METRICS_AB=false  (leave out the second Swift instance run with --metrics=false, which
 #                      measures what recording metrics costs)
 #   BASELINE_BIN=path (add this service binary, another revision, to the same rounds: an A/B)
+#   SWIFT_PATH=/health (the path the Swift servers are loaded with, e.g. /hello/Ada for an
+#                      app route; Go and nginx always serve /health, so only the Swift rows
+#                      compare like with like then)
 #   TLS=true          (HTTPS everywhere: the service built with the TLS trait, Go's ServeTLS,
 #                      nginx `ssl`, one EC P-256 certificate; adds new-connection and
 #                      full-handshake rates; skips the start-up and scale steps)
@@ -178,7 +181,9 @@ start_server() {
 run_wrk() {
     local name=$1 conns=$2 duration=$3 out=$4 threads=2
     if ((conns < threads)); then threads=$conns; fi # wrk needs a connection per thread
-    wrk -t"$threads" -c"$conns" -d"$duration" --latency "$SCHEME://127.0.0.1:${PORT[$name]}/health" >"$out"
+    local path=/health
+    [[ $name == swift* ]] && path=${SWIFT_PATH:-/health}
+    wrk -t"$threads" -c"$conns" -d"$duration" --latency "$SCHEME://127.0.0.1:${PORT[$name]}$path" >"$out"
 }
 
 # --- start to first 200, idle RSS, SIGTERM to exit (before anything else runs) -------------
@@ -305,6 +310,7 @@ wrk_version=$(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }' || true)
         echo "# Benchmark: Swift service vs Go net/http and nginx, GET /health"
     fi
     [[ " ${SERVERS[*]} " == *" swift-nometrics "* ]] && echo && echo "The Swift service runs with its defaults (metrics on: every request counted and timed); *Swift service, metrics off* is the same binary with \`--metrics=false\`, in the same rounds."
+    [[ ${SWIFT_PATH:-/health} != /health ]] && echo && echo "The Swift rows load \`GET ${SWIFT_PATH}\`; Go and nginx serve \`/health\`."
     [[ -n ${BASELINE_BIN:-} ]] && echo && echo "*Swift service, baseline* is \`$BASELINE_BIN\`$( [[ -n ${BASELINE_LABEL:-} ]] && echo " ($BASELINE_LABEL)"), with its defaults, in the same rounds."
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
