@@ -119,12 +119,14 @@ public enum ServiceRuntime {
         }
 
         let logLevel = settings[RuntimeSettings.logLevel]
-        var logger = Logger(label: program.name)
+        let logger: Logger
         if bootstrapsProcess {
             JSONLogHandler.bootstrap(logLevel: logLevel)
             logger = Logger(label: program.name)
         } else {
-            logger.logLevel = logLevel
+            var unbootstrapped = Logger(label: program.name)
+            unbootstrapped.logLevel = logLevel
+            logger = unbootstrapped
         }
         // Metrics: swift-metrics, bootstrapped with a Prometheus registry that `/metrics` serves,
         // on the main listener or on a port of its own. Bootstrapped before the application is
