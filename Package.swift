@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Dependencies point one way: CSystem <- HTTP1 (pure parsing) <- ServiceKit (sockets, event
-// loops, server, router, logging) <- App (the executable a forker edits).
+// loops, server, router, logging, the service runtime) <- App (the executable a forker edits).
 let package = Package(
     name: "swift-service-template",
     platforms: [.macOS(.v15)],
@@ -45,33 +45,31 @@ let package = Package(
                 "HTTP1",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 // The server's metrics go through swift-metrics' API, so any backend can take them.
                 .product(name: "CoreMetrics", package: "swift-metrics"),
-            ]
-        ),
-        .executableTarget(
-            name: "App",
-            dependencies: [
-                "ServiceKit",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "CoreMetrics", package: "swift-metrics"),
-                // The backend the executable bootstraps: `/metrics` in Prometheus' text format.
+                // The backend the runtime bootstraps: `/metrics` in Prometheus' text format.
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // The application: its routes, handlers and settings; the runtime is ServiceKit's.
+        .executableTarget(name: "App", dependencies: ["ServiceKit"]),
         // A raw-socket HTTP client for end-to-end tests; never shipped.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "GoDurationTests", dependencies: ["GoDuration"]),
         .testTarget(
             name: "ServiceKitTests",
-            dependencies: ["ServiceKit", "TestSupport", .product(name: "CoreMetrics", package: "swift-metrics")]
+            dependencies: [
+                "ServiceKit", "TestSupport",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .testTarget(
             name: "AppTests",
-            dependencies: ["App", "ServiceKit", "TestSupport", .product(name: "Prometheus", package: "swift-prometheus")]
+            dependencies: ["App", "ServiceKit", "TestSupport"]
         ),
         // The shutdown drill: keep-alive load, SIGTERM at a chosen moment, a report of every
         // request's fate. A dev tool; it shares no code with ServiceKit so it judges it independently.

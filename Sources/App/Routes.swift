@@ -4,14 +4,8 @@ import ServiceKit
 /// route, with the handler beside it or in its own file.
 enum Routes {
     /// - Parameter maxDelay: the longest wait `GET /delay` accepts (`--max-delay`).
-    static func router(readiness: Readiness = Readiness(), maxDelay: Duration = AppConfiguration().maxDelay) -> Router {
+    static func router(maxDelay: Duration = AppSettings.maxDelay.defaultValue) -> Router {
         var router = Router()
-        // Liveness: answers as long as the process can serve at all, draining included.
-        router.get("/health") { _ in .json(raw: healthBody) }
-        // Readiness: 503 from the moment a shutdown begins, so load balancers stop routing here.
-        router.get("/ready") { _ in
-            readiness.isReady ? .json(raw: readyBody) : .json(raw: drainingBody, status: 503)
-        }
         // For shutdown drills: answers after the requested time.
         let maxDelayMilliseconds = Int(maxDelay.components.seconds) * 1000
             + Int(maxDelay.components.attoseconds / 1_000_000_000_000_000)
@@ -21,10 +15,6 @@ enum Routes {
         router.post("/greetings", createGreeting)
         return router
     }
-
-    static let healthBody: [UInt8] = Array(#"{"status":"ok"}"#.utf8)
-    static let readyBody: [UInt8] = Array(#"{"status":"ready"}"#.utf8)
-    static let drainingBody: [UInt8] = Array(#"{"status":"draining"}"#.utf8)
 
     /// `GET /delay?ms=250` → after 250 ms, `{"delayed_ms":250}`; more than `maxMilliseconds`
     /// is a 400, not a way to pin connections. Cancelled if the client leaves, or the drain

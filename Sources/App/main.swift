@@ -2,4 +2,9 @@
 // in Swift 6, and signal or event-loop callbacks declared here would trap at run time.
 import ServiceKit
 
-App.runAndExit(arguments: Array(CommandLine.arguments.dropFirst()))
+ServiceRuntime.runAndExit(
+    name: "service", version: BuildInfo.version, revision: BuildInfo.revision,
+    settings: AppSettings.all
+) { startup in
+    ServiceApplication(router: Routes.router(maxDelay: startup.settings[AppSettings.maxDelay]))
+}

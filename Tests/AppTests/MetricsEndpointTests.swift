@@ -1,6 +1,5 @@
 import CoreMetrics
 import Foundation
-import Prometheus
 import Testing
 import TestSupport
 @testable import App
@@ -71,7 +70,7 @@ import TestSupport
         #expect(after.value("service_build_info", ["version": BuildInfo.version, "revision": BuildInfo.revision]) == 1)
 
         // Every metric the README documents has HELP text; types are as documented.
-        for name in ServerMetrics.Name.all + ProcessMetrics.Name.all + [AppMetrics.buildInfoName] {
+        for name in ServerMetrics.Name.all + ProcessMetrics.Name.all + [PrometheusMetrics.buildInfoName] {
             let family = try #require(after.families[name], "\(name) missing")
             #expect(family.help?.isEmpty == false, "\(name) has no HELP")
             #expect(family.type == (name.hasSuffix("_total") ? "counter" : name == duration ? "histogram" : "gauge"))
@@ -150,7 +149,7 @@ import TestSupport
         (["--port=9000", "--metrics-port=9000"], "is the service's own port"),
     ])
     func badMetricsSettingsAreUsageErrors(arguments: [String], message: String) {
-        guard case .exit(let code, let text, true) = parseCommandLine(arguments, environment: [:]) else {
+        guard case .exit(let code, let text, true) = serviceProgram.parse(arguments, environment: [:]) else {
             Issue.record("accepted \(arguments)")
             return
         }
@@ -159,7 +158,7 @@ import TestSupport
     }
 
     @Test func librariesReportIntoTheSameRegistryAndOurNamesGetHelpText() async throws {
-        let metrics = AppMetrics(version: "1.2.3", revision: "abc")
+        let metrics = PrometheusMetrics(version: "1.2.3", revision: "abc")
         // A library's metrics, through swift-metrics only.
         CoreMetrics.Counter(label: "db_queries_total", dimensions: [("table", "users")], factory: metrics.factory)
             .increment(by: 5)
@@ -179,7 +178,7 @@ import TestSupport
         #expect(parsed.value("service_build_info", ["version": "1.2.3", "revision": "abc"]) == 1)
         let buckets = parsed.samples("http_server_request_duration_seconds_bucket").filter { $0.labels["route"] == "/a" }
         #expect(buckets.compactMap { $0.labels["le"] }.first == "0.0001")
-        #expect(buckets.count == AppMetrics.requestDurationBuckets.count + 1)
+        #expect(buckets.count == PrometheusMetrics.requestDurationBuckets.count + 1)
     }
 
     @Test func theTimerHistogramBucketsAsPrometheusDoesAndEscapesLabels() throws {

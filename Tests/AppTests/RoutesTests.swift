@@ -30,15 +30,6 @@ import TestSupport
         try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
     }
 
-    @Test func healthAnswersOKAsJSON() async throws {
-        let response = try await call("GET", "/health")
-        #expect(response.status == 200)
-        #expect(response.headers["content-type"] == "application/json")
-        #expect(String(decoding: response.body, as: UTF8.self) == #"{"status":"ok"}"#)
-        #expect(try await call("HEAD", "/health").status == 200)
-        #expect(try await call("POST", "/health").status == 405)
-    }
-
     @Test func delayHonoursItsCeiling() async throws {
         let short = Routes.router(maxDelay: .milliseconds(20))
         func call(_ target: String) async throws -> Int { try await self.call("GET", target, on: short).status }
@@ -46,7 +37,7 @@ import TestSupport
         #expect(try await call("/delay?ms=21") == 400)
         #expect(try await call("/delay?ms=-1") == 400)
         // The default ceiling is 10 s.
-        #expect(AppConfiguration().maxDelay == .seconds(10))
+        #expect(AppSettings.maxDelay.defaultValue == .seconds(10))
     }
 
     @Test func helloReadsThePathAndQuery() async throws {

@@ -2,6 +2,12 @@ import Synchronization
 import Testing
 @testable import ServiceKit
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 @Suite struct EventLoopTests {
     @Test func runsClosuresAndJobsOnItsOwnThread() async throws {
         let loop = try EventLoop(index: 0)

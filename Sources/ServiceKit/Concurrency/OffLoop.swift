@@ -1,4 +1,11 @@
 import Synchronization
+import CSystem
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// Runs `body` on ServiceKit's compute threads instead of the event loop, and returns its
 /// result to the caller, back on its loop.

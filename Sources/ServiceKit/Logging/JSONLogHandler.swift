@@ -1,5 +1,11 @@
 import Logging
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// JSONLogHandler writes each log event as one JSON object on one line:
 ///
 ///     {"time":"2026-11-26T17:37:48.123Z","level":"info","msg":"...","logger":"label","key":"value"}

@@ -1,4 +1,11 @@
 import Synchronization
+import CSystem
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// LogSink is where log lines go: a file descriptor (normally standard output) plus a buffer
 /// and a writer thread of its own.

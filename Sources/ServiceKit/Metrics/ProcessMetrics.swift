@@ -1,6 +1,12 @@
 import CoreMetrics
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// ProcessMetrics reports what Go's Prometheus client exposes for every process, under the
 /// same names: memory, CPU time, file descriptors and start time. Values are read from
 /// `getrusage`, `getrlimit` and `/proc` when ``collect()`` runs (once per scrape).

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// ConnectionBudget sizes the default connection cap to the container's memory limit, as Go
 /// services size GOMEMLIMIT to it: `--max-connections` / `MAX_CONNECTIONS` not given, a cgroup
 /// memory limit set, the cap is what the limit holds at the worst per-connection cost.

@@ -1,5 +1,12 @@
 import Logging
 import Synchronization
+import GoDuration
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// DrainResult is what a graceful shutdown did.
 public struct DrainResult: Sendable, Equatable {

@@ -2,6 +2,13 @@ import CoreMetrics
 import Logging
 import ServiceLifecycle
 import Synchronization
+import CSystem
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// HTTPServer serves HTTP/1.1 on a TCP listener with one event loop per core.
 ///

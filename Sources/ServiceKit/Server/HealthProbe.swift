@@ -1,3 +1,11 @@
+import GoDuration
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// HealthProbe is the `-health-check` self-probe: one `GET` over loopback to the running
 /// server, with a deadline on every step, so a `FROM scratch` image needs no curl.
 public enum HealthProbe {

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// InputBuffer holds bytes read from a connection and not yet parsed: `[start, end)` of a
 /// manually managed allocation. A noncopyable struct kept in the connection task's locals, so
 /// the hot path pays no reference counting or exclusivity checks for it.

@@ -1,3 +1,11 @@
+import CSystem
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// LoopState is an ``HTTPServer``'s per-event-loop data: the loop's connections, its cached
 /// `Date` value and its request-ID generator. Only code running on that loop touches it, so
 /// none of it needs a lock.

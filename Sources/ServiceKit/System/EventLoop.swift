@@ -1,4 +1,11 @@
 import Synchronization
+import CSystem
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// EventLoop is one thread that waits on epoll and runs the tasks whose sockets it watches.
 ///

@@ -1,15 +1,13 @@
 // The one place that knows which C library this is. Glibc today; Musl in the static Linux SDK.
-// Everything else in ServiceKit imports this module's names through here.
+// Each ServiceKit file imports the C library itself; none of it is re-exported, so an
+// application's code sees only ServiceKit's own API (and HTTP1's).
 #if canImport(Glibc)
-@_exported import Glibc
+import Glibc
 #elseif canImport(Musl)
-@_exported import Musl
+import Musl
 #else
 #error("ServiceKit runs on Linux: it needs Glibc or Musl")
 #endif
-@_exported import CSystem
-// Go-style durations are part of the engine's configuration vocabulary.
-@_exported import GoDuration
 
 enum Platform {
     #if canImport(Glibc)

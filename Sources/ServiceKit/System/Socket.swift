@@ -1,3 +1,11 @@
+import CSystem
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// Socket is a non-blocking TCP socket: a file descriptor and the calls made on it. It owns no
 /// state beyond the descriptor, so copies are cheap; whoever created it closes it once.
 public struct Socket: Sendable, Hashable {

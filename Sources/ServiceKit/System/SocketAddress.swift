@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// SocketAddress is an IPv4 or IPv6 address and port, built from literals only (no DNS).
 public struct SocketAddress: Sendable, Equatable, CustomStringConvertible {
     enum Storage: Sendable, Equatable {

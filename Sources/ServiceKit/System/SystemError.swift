@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// SystemError is a failed system call: its name and errno.
 public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
     public var call: String

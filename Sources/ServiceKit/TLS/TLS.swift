@@ -2,6 +2,12 @@
 import CTLS
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// TLSConfigurationError says why a certificate and key could not be used, in one line.
 public struct TLSConfigurationError: Error, CustomStringConvertible, Sendable {
     public let description: String

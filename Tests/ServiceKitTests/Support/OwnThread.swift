@@ -1,3 +1,4 @@
+import CSystem
 import ServiceKit
 
 #if canImport(Glibc)

@@ -3,11 +3,10 @@
 
 import CoreMetrics
 import Prometheus
-import ServiceKit
 import Synchronization
 
-/// AppMetrics owns the process's Prometheus registry and serves its scrapes.
-final class AppMetrics: Sendable {
+/// PrometheusMetrics owns the process's Prometheus registry and serves its scrapes.
+final class PrometheusMetrics: Sendable {
     let registry: PrometheusCollectorRegistry
     let factory: DescribedPrometheusFactory
     let version: String
@@ -50,7 +49,7 @@ final class AppMetrics: Sendable {
         buildInfoName: "Always 1; the labels are the version and source revision this binary was built from.",
     ]
 
-    init(version: String = BuildInfo.version, revision: String = BuildInfo.revision) {
+    init(version: String, revision: String) {
         registry = PrometheusCollectorRegistry()
         factory = DescribedPrometheusFactory(
             registry: registry, descriptions: Self.descriptions,

@@ -1,19 +1,57 @@
 import Logging
-import ServiceKit
 import Testing
 
-@testable import App
+@testable import ServiceKit
+
+private typealias R = RuntimeSettings
+
+/// An application setting declared as an application declares one (the example app's
+/// `--max-delay`), so the tables below cover a setting that follows the runtime's.
+enum TestSettings {
+    static let maxDelay = Setting(
+        "max-delay", default: .seconds(10), .durationOrZero, help: "Longest wait GET /delay accepts; longer asks get a 400")
+}
+
+/// The command line under test: the runtime's settings, then the application's.
+let program = Program(
+    name: "service", version: "1.2.3", revision: "abc", settings: RuntimeSettings.all + [AnySetting(TestSettings.maxDelay)])
+
+/// The settings by the names the tables below use.
+extension AnySetting {
+    static let host = AnySetting(R.host), port = AnySetting(R.port)
+    static let readHeaderTimeout = AnySetting(R.readHeaderTimeout), readTimeout = AnySetting(R.readTimeout)
+    static let idleTimeout = AnySetting(R.idleTimeout), writeTimeout = AnySetting(R.writeTimeout)
+    static let maxHeaderBytes = AnySetting(R.maxHeaderBytes), maxBodyBytes = AnySetting(R.maxBodyBytes)
+    static let maxConnections = AnySetting(R.maxConnections), eventLoops = AnySetting(R.eventLoops)
+    static let shutdownDelay = AnySetting(R.shutdownDelay), drainTimeout = AnySetting(R.drainTimeout)
+    static let drainLinger = AnySetting(R.drainLinger), healthCheckTimeout = AnySetting(R.healthCheckTimeout)
+    static let accessLog = AnySetting(R.accessLog), logLevel = AnySetting(R.logLevel)
+    static let metrics = AnySetting(R.metrics), metricsPort = AnySetting(R.metricsPort)
+    static let metricsAccessLog = AnySetting(R.metricsAccessLog), tlsCertFile = AnySetting(R.tlsCertFile)
+    static let tlsKeyFile = AnySetting(R.tlsKeyFile), healthCheckVerify = AnySetting(R.healthCheckVerify)
+    static let tlsReloadInterval = AnySetting(R.tlsReloadInterval), maxDelay = AnySetting(TestSettings.maxDelay)
+}
+
+extension ParsedCommandLine {
+    /// Every setting at its default, no -health-check.
+    init() { self.init(settings: Settings(program.settings)) }
+
+    subscript<Value>(_ setting: Setting<Value>) -> Value {
+        get { settings[setting] }
+        set { settings[setting] = newValue }
+    }
+}
 
 /// Applies an expected change to the default configuration.
-typealias ConfigurationChange = @Sendable (inout AppConfiguration) -> Void
+typealias ConfigurationChange = @Sendable (inout ParsedCommandLine) -> Void
 
-/// The configuration `parseCommandLine` produced, or nil (with a recorded issue) if it chose to exit.
+/// The configuration `program.parse` produced, or nil (with a recorded issue) if it chose to exit.
 private func configuration(
     _ arguments: [String] = [],
     environment: [String: String] = [:],
     sourceLocation: SourceLocation = #_sourceLocation
-) -> AppConfiguration? {
-    switch parseCommandLine(arguments, environment: environment) {
+) -> ParsedCommandLine? {
+    switch program.parse(arguments, environment: environment) {
     case .run(let configuration):
         return configuration
     case .exit(let code, let message, _):
@@ -23,8 +61,8 @@ private func configuration(
 }
 
 /// The defaults with `change` applied.
-private func defaults(_ change: ConfigurationChange) -> AppConfiguration {
-    var expected = AppConfiguration()
+private func defaults(_ change: ConfigurationChange) -> ParsedCommandLine {
+    var expected = ParsedCommandLine()
     change(&expected)
     return expected
 }
@@ -40,40 +78,40 @@ struct OptionsTests {
 
     @Test("no flags and an empty environment give the defaults")
     func defaultsWithNothingSet() {
-        #expect(parseCommandLine([], environment: [:]) == .run(AppConfiguration()))
+        #expect(program.parse([], environment: [:]) == .run(ParsedCommandLine()))
     }
 
     @Test("the defaults are the documented production values")
     func defaultValues() {
-        let app = AppConfiguration()
-        #expect(app.server.host == "0.0.0.0")
-        #expect(app.server.port == 8080)
-        #expect(app.server.readHeaderTimeout == .seconds(10))
-        #expect(app.server.readTimeout == .seconds(60))
-        #expect(app.server.idleTimeout == .seconds(120))
-        #expect(app.server.writeTimeout == .seconds(60))
-        #expect(app.server.maxHeaderBytes == 16384)
-        #expect(app.server.maxBodyBytes == 1_048_576)
-        #expect(app.server.maxConnections == 10000)
+        let app = ParsedCommandLine()
+        #expect(app.settings.server.host == "0.0.0.0")
+        #expect(app.settings.server.port == 8080)
+        #expect(app.settings.server.readHeaderTimeout == .seconds(10))
+        #expect(app.settings.server.readTimeout == .seconds(60))
+        #expect(app.settings.server.idleTimeout == .seconds(120))
+        #expect(app.settings.server.writeTimeout == .seconds(60))
+        #expect(app.settings.server.maxHeaderBytes == 16384)
+        #expect(app.settings.server.maxBodyBytes == 1_048_576)
+        #expect(app.settings.server.maxConnections == 10000)
         // Not given: main derives the cap from the container's memory limit (ConnectionBudget).
-        #expect(!app.maxConnectionsGiven)
-        #expect(app.server.eventLoops == 0)
-        #expect(app.server.drainTimeout == .seconds(25))
-        #expect(app.server.accessLog == true)
-        #expect(app.logLevel == .info)
+        #expect(!app.settings.isGiven(R.maxConnections))
+        #expect(app.settings.server.eventLoops == 0)
+        #expect(app.settings.server.drainTimeout == .seconds(25))
+        #expect(app.settings.server.accessLog == true)
+        #expect(app[R.logLevel] == .info)
         #expect(app.healthCheck == false)
     }
 
     @Test("unrelated and empty environment variables are ignored")
     func ignoresUnrelatedAndEmptyVariables() {
         let environment = ["PATH": "/usr/bin", "HOME": "/root", "PORT": "", "LOG_LEVEL": ""]
-        #expect(parseCommandLine([], environment: environment) == .run(AppConfiguration()))
+        #expect(program.parse([], environment: environment) == .run(ParsedCommandLine()))
     }
 
     // MARK: Valid values
 
     @Test("environment variable names", arguments: [
-        (Setting.host, "HOST"), (.port, "PORT"),
+        (AnySetting.host, "HOST"), (.port, "PORT"),
         (.readHeaderTimeout, "READ_HEADER_TIMEOUT"), (.readTimeout, "READ_TIMEOUT"),
         (.idleTimeout, "IDLE_TIMEOUT"), (.writeTimeout, "WRITE_TIMEOUT"),
         (.maxHeaderBytes, "MAX_HEADER_BYTES"), (.maxBodyBytes, "MAX_BODY_BYTES"),
@@ -81,76 +119,76 @@ struct OptionsTests {
         (.shutdownDelay, "SHUTDOWN_DELAY"), (.drainTimeout, "DRAIN_TIMEOUT"), (.drainLinger, "DRAIN_LINGER"),
         (.healthCheckTimeout, "HEALTH_CHECK_TIMEOUT"), (.accessLog, "ACCESS_LOG"), (.logLevel, "LOG_LEVEL"),
     ])
-    func environmentVariableNames(setting: Setting, name: String) {
+    func environmentVariableNames(setting: AnySetting, name: String) {
         #expect(setting.environmentVariable == name)
     }
 
     // Every setting, each with a non-default value, and the change it makes.
-    static let validValues: [(Setting, String, ConfigurationChange)] = [
-        (.host, "127.0.0.1", { $0.server.host = "127.0.0.1" }),
-        (.host, "::1", { $0.server.host = "::1" }),
-        (.host, "fe80::1:2", { $0.server.host = "fe80::1:2" }),
-        (.host, "::", { $0.server.host = "::" }),
-        (.port, "0", { $0.server.port = 0 }),
-        (.port, "9090", { $0.server.port = 9090 }),
-        (.port, "65535", { $0.server.port = 65535 }),
-        (.readHeaderTimeout, "500ms", { $0.server.readHeaderTimeout = .milliseconds(500) }),
-        (.readTimeout, "1m30s", { $0.server.readTimeout = .seconds(90) }),
-        (.readTimeout, "0", { $0.server.readTimeout = .zero }),
-        (.idleTimeout, "0s", { $0.server.idleTimeout = .zero }),
-        (.idleTimeout, "5m", { $0.server.idleTimeout = .seconds(300) }),
-        (.writeTimeout, "0", { $0.server.writeTimeout = .zero }),
-        (.writeTimeout, "1.5s", { $0.server.writeTimeout = .milliseconds(1500) }),
-        (.maxHeaderBytes, "1024", { $0.server.maxHeaderBytes = 1024 }),
-        (.maxBodyBytes, "0", { $0.server.maxBodyBytes = 0 }),
-        (.maxBodyBytes, "10485760", { $0.server.maxBodyBytes = 10_485_760 }),
-        (.maxConnections, "1", { $0.server.maxConnections = 1; $0.maxConnectionsGiven = true }),
-        (.eventLoops, "4", { $0.server.eventLoops = 4 }),
-        (.shutdownDelay, "5s", { $0.server.shutdownDelay = .seconds(5) }),
-        (.drainTimeout, "1h", { $0.server.drainTimeout = .seconds(3600) }),
-        (.drainLinger, "0", { $0.server.drainLinger = .zero }),
-        (.healthCheckTimeout, "500ms", { $0.healthCheckTimeout = .milliseconds(500) }),
-        (.accessLog, "false", { $0.server.accessLog = false }),
-        (.accessLog, "0", { $0.server.accessLog = false }),
-        (.accessLog, "no", { $0.server.accessLog = false }),
-        (.accessLog, "OFF", { $0.server.accessLog = false }),
-        (.accessLog, "False", { $0.server.accessLog = false }),
-        (.accessLog, "1", { $0.server.accessLog = true }),
-        (.accessLog, "yes", { $0.server.accessLog = true }),
-        (.accessLog, "on", { $0.server.accessLog = true }),
-        (.logLevel, "trace", { $0.logLevel = .trace }),
-        (.logLevel, "debug", { $0.logLevel = .debug }),
-        (.logLevel, "notice", { $0.logLevel = .notice }),
-        (.logLevel, "warning", { $0.logLevel = .warning }),
-        (.logLevel, "error", { $0.logLevel = .error }),
-        (.logLevel, "CRITICAL", { $0.logLevel = .critical }),
-        (.metrics, "false", { $0.metrics = false }),
-        (.metricsPort, "9090", { $0.metricsPort = 9090 }),
-        (.metricsAccessLog, "true", { $0.metricsAccessLog = true }),
-        (.healthCheckVerify, "false", { $0.healthCheckVerify = false }),
-        (.tlsReloadInterval, "10s", { $0.tlsReloadInterval = .seconds(10) }),
-        (.tlsReloadInterval, "0", { $0.tlsReloadInterval = .zero }),
-        (.maxDelay, "2m", { $0.maxDelay = .seconds(120) }),
-        (.maxDelay, "0", { $0.maxDelay = .zero }),
+    static let validValues: [(AnySetting, String, ConfigurationChange)] = [
+        (.host, "127.0.0.1", { $0[R.host] = "127.0.0.1" }),
+        (.host, "::1", { $0[R.host] = "::1" }),
+        (.host, "fe80::1:2", { $0[R.host] = "fe80::1:2" }),
+        (.host, "::", { $0[R.host] = "::" }),
+        (.port, "0", { $0[R.port] = 0 }),
+        (.port, "9090", { $0[R.port] = 9090 }),
+        (.port, "65535", { $0[R.port] = 65535 }),
+        (.readHeaderTimeout, "500ms", { $0[R.readHeaderTimeout] = .milliseconds(500) }),
+        (.readTimeout, "1m30s", { $0[R.readTimeout] = .seconds(90) }),
+        (.readTimeout, "0", { $0[R.readTimeout] = .zero }),
+        (.idleTimeout, "0s", { $0[R.idleTimeout] = .zero }),
+        (.idleTimeout, "5m", { $0[R.idleTimeout] = .seconds(300) }),
+        (.writeTimeout, "0", { $0[R.writeTimeout] = .zero }),
+        (.writeTimeout, "1.5s", { $0[R.writeTimeout] = .milliseconds(1500) }),
+        (.maxHeaderBytes, "1024", { $0[R.maxHeaderBytes] = 1024 }),
+        (.maxBodyBytes, "0", { $0[R.maxBodyBytes] = 0 }),
+        (.maxBodyBytes, "10485760", { $0[R.maxBodyBytes] = 10_485_760 }),
+        (.maxConnections, "1", { $0[R.maxConnections] = 1 }),
+        (.eventLoops, "4", { $0[R.eventLoops] = 4 }),
+        (.shutdownDelay, "5s", { $0[R.shutdownDelay] = .seconds(5) }),
+        (.drainTimeout, "1h", { $0[R.drainTimeout] = .seconds(3600) }),
+        (.drainLinger, "0", { $0[R.drainLinger] = .zero }),
+        (.healthCheckTimeout, "500ms", { $0[R.healthCheckTimeout] = .milliseconds(500) }),
+        (.accessLog, "false", { $0[R.accessLog] = false }),
+        (.accessLog, "0", { $0[R.accessLog] = false }),
+        (.accessLog, "no", { $0[R.accessLog] = false }),
+        (.accessLog, "OFF", { $0[R.accessLog] = false }),
+        (.accessLog, "False", { $0[R.accessLog] = false }),
+        (.accessLog, "1", { $0[R.accessLog] = true }),
+        (.accessLog, "yes", { $0[R.accessLog] = true }),
+        (.accessLog, "on", { $0[R.accessLog] = true }),
+        (.logLevel, "trace", { $0[R.logLevel] = .trace }),
+        (.logLevel, "debug", { $0[R.logLevel] = .debug }),
+        (.logLevel, "notice", { $0[R.logLevel] = .notice }),
+        (.logLevel, "warning", { $0[R.logLevel] = .warning }),
+        (.logLevel, "error", { $0[R.logLevel] = .error }),
+        (.logLevel, "CRITICAL", { $0[R.logLevel] = .critical }),
+        (.metrics, "false", { $0[R.metrics] = false }),
+        (.metricsPort, "9090", { $0[R.metricsPort] = 9090 }),
+        (.metricsAccessLog, "true", { $0[R.metricsAccessLog] = true }),
+        (.healthCheckVerify, "false", { $0[R.healthCheckVerify] = false }),
+        (.tlsReloadInterval, "10s", { $0[R.tlsReloadInterval] = .seconds(10) }),
+        (.tlsReloadInterval, "0", { $0[R.tlsReloadInterval] = .zero }),
+        (.maxDelay, "2m", { $0[TestSettings.maxDelay] = .seconds(120) }),
+        (.maxDelay, "0", { $0[TestSettings.maxDelay] = .zero }),
     ]
 
     /// Settings valid only together, tested on their own below rather than in the tables.
-    static let paired: Set<Setting> = [.tlsCertFile, .tlsKeyFile]
+    static let paired: Set<AnySetting> = [.tlsCertFile, .tlsKeyFile]
 
     @Test("each environment variable overrides its default", arguments: validValues)
-    func environmentOverridesDefault(setting: Setting, value: String, change: ConfigurationChange) {
+    func environmentOverridesDefault(setting: AnySetting, value: String, change: ConfigurationChange) {
         let app = configuration(environment: [setting.environmentVariable: value])
         #expect(app == defaults(change))
     }
 
     @Test("each flag overrides its default", arguments: validValues)
-    func flagOverridesDefault(setting: Setting, value: String, change: ConfigurationChange) {
+    func flagOverridesDefault(setting: AnySetting, value: String, change: ConfigurationChange) {
         #expect(configuration([setting.flag, value]) == defaults(change))
         #expect(configuration(["\(setting.flag)=\(value)"]) == defaults(change))
     }
 
     @Test("each flag overrides its environment variable, even an invalid one", arguments: validValues)
-    func flagOverridesEnvironment(setting: Setting, value: String, change: ConfigurationChange) {
+    func flagOverridesEnvironment(setting: AnySetting, value: String, change: ConfigurationChange) {
         // The variable is never read when the flag is given, so its bad value is no error.
         let app = configuration([setting.flag, value], environment: [setting.environmentVariable: "bogus"])
         #expect(app == defaults(change))
@@ -163,10 +201,10 @@ struct OptionsTests {
             environment: ["PORT": "9000", "HOST": "::1", "IDLE_TIMEOUT": "0"]
         )
         #expect(app == defaults {
-            $0.server.port = 9001
-            $0.server.host = "::1"
-            $0.server.idleTimeout = .zero
-            $0.logLevel = .debug
+            $0[R.port] = 9001
+            $0[R.host] = "::1"
+            $0[R.idleTimeout] = .zero
+            $0[R.logLevel] = .debug
         })
     }
 
@@ -175,7 +213,7 @@ struct OptionsTests {
         #expect(configuration(["-health-check"]) == defaults { $0.healthCheck = true })
         #expect(configuration(["-health-check", "--port", "1"]) == defaults {
             $0.healthCheck = true
-            $0.server.port = 1
+            $0[R.port] = 1
         })
     }
 
@@ -184,8 +222,8 @@ struct OptionsTests {
     @Test("every setting has a valid and an invalid value in the tables above")
     func tablesCoverEverySetting() {
         // A new setting must be added to both tables, so that every test below covers it too.
-        #expect(Set(Self.validValues.map(\.0)) == Set(Setting.allCases).subtracting(Self.paired))
-        #expect(Set(Self.invalidValues.map(\.0)) == Set(Setting.allCases).subtracting(Self.paired))
+        #expect(Set(Self.validValues.map(\.0)) == Set(program.settings).subtracting(Self.paired))
+        #expect(Set(Self.invalidValues.map(\.0)) == Set(program.settings).subtracting(Self.paired))
     }
 
     @Test("the TLS files go together; without the TLS trait they are refused")
@@ -193,25 +231,25 @@ struct OptionsTests {
         let pair = ["--tls-cert-file", "/c.pem", "--tls-key-file=/k.pem"]
         #if TLS
         #expect(configuration(pair) == defaults {
-            $0.tlsCertificateFile = "/c.pem"
-            $0.tlsKeyFile = "/k.pem"
+            $0[R.tlsCertFile] = "/c.pem"
+            $0[R.tlsKeyFile] = "/k.pem"
         })
-        #expect(configuration([], environment: ["TLS_CERT_FILE": "/e.pem", "TLS_KEY_FILE": "/f.pem"])?.tlsEnabled == true)
+        #expect(configuration([], environment: ["TLS_CERT_FILE": "/e.pem", "TLS_KEY_FILE": "/f.pem"])?.settings.tlsEnabled == true)
         #else
-        guard case .exit(2, let message, true) = parseCommandLine(pair, environment: [:]) else {
+        guard case .exit(2, let message, true) = program.parse(pair, environment: [:]) else {
             Issue.record("a build without TLS accepted TLS files")
             return
         }
         #expect(message.contains("this build has no TLS"))
         #endif
         for alone in [["--tls-cert-file=/c.pem"], ["--tls-key-file=/k.pem"]] {
-            guard case .exit(2, let message, true) = parseCommandLine(alone, environment: [:]) else {
+            guard case .exit(2, let message, true) = program.parse(alone, environment: [:]) else {
                 Issue.record("\(alone) accepted")
                 continue
             }
             #expect(message == "--tls-cert-file and --tls-key-file go together: HTTPS needs both")
         }
-        guard case .exit(2, let message, true) = parseCommandLine(["--tls-cert-file="], environment: [:]) else {
+        guard case .exit(2, let message, true) = program.parse(["--tls-cert-file="], environment: [:]) else {
             Issue.record("an empty path accepted")
             return
         }
@@ -220,51 +258,51 @@ struct OptionsTests {
 
     @Test("the last of a repeated setting wins, whatever the spelling")
     func repeatedSetting() {
-        #expect(configuration(["--port", "1", "--port", "2"])?.server.port == 2)
-        #expect(configuration(["--port=1", "--port", "3"])?.server.port == 3)
+        #expect(configuration(["--port", "1", "--port", "2"])?.settings.server.port == 2)
+        #expect(configuration(["--port=1", "--port", "3"])?.settings.server.port == 3)
         #expect(configuration(["--port", "4", "--port=5", "-health-check", "-health-check"]) == defaults {
-            $0.server.port = 5
+            $0[R.port] = 5
             $0.healthCheck = true
         })
     }
 
     @Test("--name=value and --name value read the same, valid or not",
-          arguments: Setting.allCases.filter { !OptionsTests.paired.contains($0) })
-    func bothSpellingsReadTheSame(setting: Setting) throws {
+          arguments: program.settings.filter { !OptionsTests.paired.contains($0) })
+    func bothSpellingsReadTheSame(setting: AnySetting) throws {
         let valid = try #require(Self.validValues.first { $0.0 == setting }?.1)
-        let separate = try GivenSettings(arguments: [setting.flag, valid])
-        let joined = try GivenSettings(arguments: ["\(setting.flag)=\(valid)"])
-        #expect(separate.values == [setting: valid])
+        let separate = try GivenSettings(program: program, arguments: [setting.flag, valid])
+        let joined = try GivenSettings(program: program, arguments: ["\(setting.flag)=\(valid)"])
+        #expect(separate.values == [setting.name: valid])
         #expect(joined == separate)
 
         let invalid = try #require(Self.invalidValues.first { $0.0 == setting && !$0.1.hasPrefix("-") }?.1)
-        let outcome = parseCommandLine([setting.flag, invalid], environment: [:])
+        let outcome = program.parse([setting.flag, invalid], environment: [:])
         guard case .exit(2, _, true) = outcome else {
             Issue.record("expected exit 2, got \(outcome)")
             return
         }
-        #expect(parseCommandLine(["\(setting.flag)=\(invalid)"], environment: [:]) == outcome)
+        #expect(program.parse(["\(setting.flag)=\(invalid)"], environment: [:]) == outcome)
     }
 
     @Test("a command line mixing both spellings and -health-check gives each setting its value")
     func mixedCommandLine() throws {
-        let given = try GivenSettings(arguments: [
+        let given = try GivenSettings(program: program, arguments: [
             "--host", "127.0.0.1", "--port=0", "-health-check", "--access-log=false", "--log-level", "DEBUG",
         ])
-        #expect(given.values == [.host: "127.0.0.1", .port: "0", .accessLog: "false", .logLevel: "DEBUG"])
+        #expect(given.values == ["host": "127.0.0.1", "port": "0", "access-log": "false", "log-level": "DEBUG"])
         #expect(given.healthCheck)
-        #expect(try GivenSettings(arguments: []) == GivenSettings())
+        #expect(try GivenSettings(program: program, arguments: []) == GivenSettings())
     }
 
     @Test("after =, a value may start with - or hold another =, and is checked like any value")
     func valueAfterEquals() throws {
-        #expect(try GivenSettings(arguments: ["--port=-1"]).values == [.port: "-1"])
-        #expect(try GivenSettings(arguments: ["--host=1.2.3.4=5"]).values == [.host: "1.2.3.4=5"])
-        #expect(try GivenSettings(arguments: ["--host=--port"]).values == [.host: "--port"])
-        #expect(parseCommandLine(["--port=-1"], environment: [:]) == .exit(
+        #expect(try GivenSettings(program: program, arguments: ["--port=-1"]).values == ["port": "-1"])
+        #expect(try GivenSettings(program: program, arguments: ["--host=1.2.3.4=5"]).values == ["host": "1.2.3.4=5"])
+        #expect(try GivenSettings(program: program, arguments: ["--host=--port"]).values == ["host": "--port"])
+        #expect(program.parse(["--port=-1"], environment: [:]) == .exit(
             code: 2, message: #"invalid value "-1" for --port: expected an integer from 0 to 65535"#, toStandardError: true
         ))
-        #expect(parseCommandLine(["--read-timeout=-5s"], environment: [:]) == .exit(
+        #expect(program.parse(["--read-timeout=-5s"], environment: [:]) == .exit(
             code: 2,
             message: #"invalid value "-5s" for --read-timeout: expected a duration such as 500ms, 10s or 2m (0 disables)"#,
             toStandardError: true
@@ -273,10 +311,10 @@ struct OptionsTests {
 
     @Test("-- ends the options; a trailing one is accepted")
     func endOfOptions() {
-        #expect(configuration(["--"]) == AppConfiguration())
-        #expect(configuration(["--port", "1", "--"]) == defaults { $0.server.port = 1 })
+        #expect(configuration(["--"]) == ParsedCommandLine())
+        #expect(configuration(["--port", "1", "--"]) == defaults { $0[R.port] = 1 })
         #expect(configuration(["--port=1", "-health-check", "--"]) == defaults {
-            $0.server.port = 1
+            $0[R.port] = 1
             $0.healthCheck = true
         })
     }
@@ -284,7 +322,7 @@ struct OptionsTests {
     // MARK: Invalid values
 
     // A bad value for every setting, and a phrase the message must contain saying what is expected.
-    static let invalidValues: [(Setting, String, String)] = [
+    static let invalidValues: [(AnySetting, String, String)] = [
         (.host, "not-an-ip", "an IPv4 or IPv6 address"),
         (.host, "localhost", "an IPv4 or IPv6 address"),
         (.host, "[::1]", "an IPv4 or IPv6 address"),
@@ -331,8 +369,8 @@ struct OptionsTests {
     ]
 
     @Test("a bad environment value exits 2 naming the variable, the value and what is expected", arguments: invalidValues)
-    func invalidEnvironmentValue(setting: Setting, value: String, expected: String) {
-        guard case .exit(let code, let message, let toStandardError) = parseCommandLine(
+    func invalidEnvironmentValue(setting: AnySetting, value: String, expected: String) {
+        guard case .exit(let code, let message, let toStandardError) = program.parse(
             [], environment: [setting.environmentVariable: value]
         ) else {
             Issue.record("expected exit")
@@ -345,8 +383,8 @@ struct OptionsTests {
     }
 
     @Test("a bad flag value exits 2 naming the flag, the value and what is expected", arguments: invalidValues)
-    func invalidFlagValue(setting: Setting, value: String, expected: String) {
-        guard case .exit(let code, let message, let toStandardError) = parseCommandLine(
+    func invalidFlagValue(setting: AnySetting, value: String, expected: String) {
+        guard case .exit(let code, let message, let toStandardError) = program.parse(
             ["\(setting.flag)=\(value)"], environment: [:]
         ) else {
             Issue.record("expected exit")
@@ -360,7 +398,7 @@ struct OptionsTests {
 
     @Test("the message for READ_HEADER_TIMEOUT=abc reads as documented")
     func documentedEnvironmentMessage() {
-        #expect(parseCommandLine([], environment: ["READ_HEADER_TIMEOUT": "abc"]) == .exit(
+        #expect(program.parse([], environment: ["READ_HEADER_TIMEOUT": "abc"]) == .exit(
             code: 2,
             message: "invalid value \"abc\" for READ_HEADER_TIMEOUT: expected a duration such as 500ms, 10s or 2m",
             toStandardError: true
@@ -369,7 +407,7 @@ struct OptionsTests {
 
     @Test("a value with a newline is quoted and escaped, keeping the message on one line")
     func controlCharactersAreEscaped() {
-        let outcome = parseCommandLine([], environment: ["PORT": "80\n81"])
+        let outcome = program.parse([], environment: ["PORT": "80\n81"])
         #expect(outcome == .exit(
             code: 2,
             message: #"invalid value "80\n81" for PORT: expected an integer from 0 to 65535"#,
@@ -379,7 +417,7 @@ struct OptionsTests {
 
     @Test("the first bad setting is reported even when several are bad")
     func firstErrorWins() {
-        guard case .exit(2, let message, true) = parseCommandLine(
+        guard case .exit(2, let message, true) = program.parse(
             ["--port", "99999"], environment: ["LOG_LEVEL": "loud"]
         ) else {
             Issue.record("expected exit 2")
@@ -434,22 +472,22 @@ struct OptionsTests {
         (["serve", "--prot"], #"unexpected argument "serve"; the service takes only options"#),
     ])
     func usageErrors(arguments: [String], message: String) {
-        #expect(parseCommandLine(arguments, environment: [:]) == .exit(code: 2, message: message, toStandardError: true))
+        #expect(program.parse(arguments, environment: [:]) == .exit(code: 2, message: message, toStandardError: true))
         #expect(!message.contains("\n"))
     }
 
     @Test("a usage error is reported before any bad value, from a flag or the environment")
     func usageErrorBeforeBadValues() {
-        #expect(parseCommandLine(["--port", "99999", "--prot", "1"], environment: ["LOG_LEVEL": "loud"]) == .exit(
+        #expect(program.parse(["--port", "99999", "--prot", "1"], environment: ["LOG_LEVEL": "loud"]) == .exit(
             code: 2, message: #"unknown option "--prot"; did you mean --port?"#, toStandardError: true
         ))
     }
 
     // MARK: Help and version
 
-    /// The help `parseCommandLine` gives for `arguments`, or nil (with a recorded issue) for anything else.
+    /// The help `program.parse` gives for `arguments`, or nil (with a recorded issue) for anything else.
     private func helpOutput(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) -> String? {
-        guard case .exit(0, let message, false) = parseCommandLine(arguments, environment: ["PORT": "x"]),
+        guard case .exit(0, let message, false) = program.parse(arguments, environment: ["PORT": "x"]),
               message.hasPrefix("OVERVIEW:")
         else {
             Issue.record("expected help for \(arguments)", sourceLocation: sourceLocation)
@@ -462,7 +500,7 @@ struct OptionsTests {
     func helpAndShortHelp() throws {
         let long = try #require(helpOutput(["--help"]))
         #expect(helpOutput(["-h"]) == long)
-        #expect(long == Help.text)
+        #expect(long == Help(program: program).text)
     }
 
     @Test("the help has the overview, the usage line and every option with its env variable and default")
@@ -471,7 +509,7 @@ struct OptionsTests {
         #expect(help.hasPrefix("OVERVIEW: Runs the HTTP service. "))
         #expect(help.contains(normalizingWhitespace(Help.discussion)))
         #expect(help.contains("USAGE: service <options> OPTIONS:"))
-        for setting in Setting.allCases {
+        for setting in program.settings {
             #expect(help.contains("\(setting.flag) <\(setting.valueName)> "), "\(setting)")
             #expect(help.contains("(env: \(setting.environmentVariable), default: \(setting.defaultText))"), "\(setting)")
         }
@@ -485,7 +523,7 @@ struct OptionsTests {
         let lines = try #require(helpOutput(["--help"])).split(separator: "\n", omittingEmptySubsequences: false)
         // An option's line starts with two spaces and a dash; its name is the first word.
         let options = lines.filter { $0.hasPrefix("  -") }.compactMap { $0.split(separator: " ").first }
-        #expect(options == Setting.allCases.map { Substring($0.flag) } + ["-health-check", "--version", "-h,"])
+        #expect(options == program.settings.map { Substring($0.flag) } + ["-health-check", "--version", "-h,"])
     }
 
     @Test("the help is laid out in two columns within 80 columns, as ArgumentParser laid it out")
@@ -499,7 +537,7 @@ struct OptionsTests {
         // Under OPTIONS:, every line is an option with its help starting at column 26, an option
         // alone (too long to share its line), or a continuation of the help at column 26.
         let options = lines.drop { $0 != "OPTIONS:" }.dropFirst()
-        #expect(options.count > Setting.allCases.count)
+        #expect(options.count > program.settings.count)
         for line in options {
             let (left, right) = (line.prefix(26), line.dropFirst(26))
             let helpAt26 = right.first.map { $0 != " " } ?? false
@@ -573,13 +611,13 @@ struct OptionsTests {
     ])
     func helpWins(arguments: [String]) {
         // helpOutput() passes a bad PORT too.
-        #expect(helpOutput(arguments) == Help.text)
+        #expect(helpOutput(arguments) == Help(program: program).text)
     }
 
     @Test("--version prints the stamped version and revision and exits 0")
     func version() {
-        #expect(parseCommandLine(["--version"], environment: [:]) == .exit(
-            code: 0, message: "\(BuildInfo.version) (\(BuildInfo.revision))", toStandardError: false
+        #expect(program.parse(["--version"], environment: [:]) == .exit(
+            code: 0, message: "1.2.3 (abc)", toStandardError: false
         ))
     }
 
@@ -590,8 +628,8 @@ struct OptionsTests {
         ["--version", "--", "serve"],
     ])
     func versionWins(arguments: [String]) {
-        #expect(parseCommandLine(arguments, environment: ["PORT": "x"]) == .exit(
-            code: 0, message: "\(BuildInfo.version) (\(BuildInfo.revision))", toStandardError: false
+        #expect(program.parse(arguments, environment: ["PORT": "x"]) == .exit(
+            code: 0, message: "1.2.3 (abc)", toStandardError: false
         ))
     }
 }

@@ -1,0 +1,8 @@
+extension Router {
+    /// Registers a probe route (`/health`, `/ready`, `/metrics`): the runtime's own endpoints,
+    /// which skip the application's middleware, so authentication or rate limits meant for the
+    /// application never fail a liveness check or a scrape.
+    mutating func addProbe(_ method: String, _ path: String, accessLog: Bool = true, _ handler: @escaping Handler) {
+        on(method, path, accessLog: accessLog, handler)
+    }
+}
