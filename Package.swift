@@ -53,7 +53,15 @@ let package = Package(
             ]
         ),
         // The application: its routes, handlers and settings; the runtime is ServiceKit's.
-        .executableTarget(name: "App", dependencies: ["ServiceKit"]),
+        .executableTarget(
+            name: "App",
+            dependencies: [
+                "ServiceKit",
+                // For the app's own logging and its background services.
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // A raw-socket HTTP client for end-to-end tests; never shipped.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),

@@ -15,6 +15,12 @@ enum AppSettings {
         "api-token", default: "", .text, help: "Bearer token the /admin routes require; empty refuses them all",
         valueName: "token", secret: true, defaultText: "none")
 
+    /// Requests per second each client address may make to the example routes (probes
+    /// excepted), with bursts of as many; 0 turns the limit off.
+    static let rateLimit = Setting(
+        "rate-limit", default: 0, .integer(atLeast: 0),
+        help: "Requests per second per client address on the app's routes, bursts of as many; 0 means no limit")
+
     /// In `--help` order, after the runtime's settings.
-    static let all: [AnySetting] = [.init(maxDelay), .init(apiToken)]
+    static let all: [AnySetting] = [.init(maxDelay), .init(apiToken), .init(rateLimit)]
 }

@@ -1,18 +1,29 @@
 import ServiceKit
 
 /// Routes is the one file a forker edits to add endpoints: one `router.get`/`post` line per
-/// route, with the handler beside it or in its own file.
+/// route, with the handler beside it or in its own file. The runtime adds `/health`, `/ready`
+/// and `/metrics` itself, outside any middleware here.
 enum Routes {
-    /// - Parameter maxDelay: the longest wait `GET /delay` accepts (`--max-delay`).
-    static func router(maxDelay: Duration = AppSettings.maxDelay.defaultValue) -> Router {
+    static func router(_ dependencies: Dependencies) -> Router {
         var router = Router()
+        if dependencies.rateLimit > 0 {
+            let rate = dependencies.rateLimit
+            router.use(RateLimit(requestsPerSecond: Double(rate), burst: rate))
+        }
         // For shutdown drills: answers after the requested time.
+        let maxDelay = dependencies.maxDelay
         let maxDelayMilliseconds = Int(maxDelay.components.seconds) * 1000
             + Int(maxDelay.components.attoseconds / 1_000_000_000_000_000)
         router.get("/delay") { request in try await delay(request, maxMilliseconds: maxDelayMilliseconds) }
         // Examples of a path parameter, a query parameter, a JSON body and a JSON answer.
         router.get("/hello/:name", hello)
-        router.post("/greetings", createGreeting)
+        let store = dependencies.greetings
+        let now = dependencies.now
+        router.post("/greetings") { request in try await createGreeting(request, store: store, now: now) }
+        // A group behind a bearer token, each request cut off after 5 s.
+        router.group("/admin", middleware: [BearerAuth(token: dependencies.apiToken), Deadline(.seconds(5))]) { admin in
+            admin.get("/greetings") { request in try await recentGreetings(request, store: store) }
+        }
         return router
     }
 
@@ -50,8 +61,11 @@ enum Routes {
         var greeting: String?
     }
 
-    /// `POST /greetings` with `{"name":"Ada","greeting":"Hi"}` → 201 `{"message":"Hi, Ada!"}`
-    @Sendable static func createGreeting(_ request: Request) async throws -> Response {
+    /// `POST /greetings` with `{"name":"Ada","greeting":"Hi"}` → 201 `{"message":"Hi, Ada!"}`,
+    /// kept in `store`.
+    static func createGreeting(
+        _ request: Request, store: any GreetingStore, now: @Sendable () -> Int64
+    ) async throws -> Response {
         let input = try await request.decode(NewGreeting.self)
         // Surrounding whitespace is allowed and dropped. Scanning a megabyte of it takes
         // milliseconds, so a long name is trimmed off the event loop.
@@ -63,7 +77,25 @@ enum Routes {
         guard greeting.unicodeScalars.count <= 64 else {
             throw HTTPError(status: 422, reason: "greeting must be at most 64 Unicode code points")
         }
-        return try .json(Greeting(message: greeting + ", " + name + "!"), status: 201)
+        let message = greeting + ", " + name + "!"
+        try await store.add(StoredGreeting(message: message, createdAt: now()))
+        return try .json(Greeting(message: message), status: 201)
+    }
+
+    struct RecentGreetings: Codable, Equatable {
+        var greetings: [StoredGreeting]
+    }
+
+    /// `GET /admin/greetings?limit=10` → `{"greetings":[{"message":"Hi, Ada!","created_at":…}]}`,
+    /// newest first.
+    static func recentGreetings(_ request: Request, store: any GreetingStore) async throws -> Response {
+        let limit = try request.query("limit").map { text in
+            guard let limit = Int(text), (1...100).contains(limit) else {
+                throw HTTPError.badRequest("limit must be an integer from 1 to 100")
+            }
+            return limit
+        } ?? 10
+        return try .json(RecentGreetings(greetings: try await store.recent(limit: limit)))
     }
 
     /// `text` without leading and trailing whitespace (Unicode's White_Space property).

@@ -3,8 +3,12 @@
 import ServiceKit
 
 ServiceRuntime.runAndExit(
-    name: "service", version: BuildInfo.version, revision: BuildInfo.revision,
-    settings: AppSettings.all
+    name: "service", version: BuildInfo.version, revision: BuildInfo.revision, settings: AppSettings.all
 ) { startup in
-    ServiceApplication(router: Routes.router(maxDelay: startup.settings[AppSettings.maxDelay]))
+    let dependencies = Dependencies(startup.settings)
+    let pruner = GreetingPruner(
+        store: dependencies.greetings, interval: .seconds(60), retention: .seconds(3600), logger: startup.logger,
+        now: dependencies.now)
+    // Listed services stop after the HTTP server has drained: the pruner outlives every request.
+    return ServiceApplication(router: Routes.router(dependencies), services: [pruner])
 }

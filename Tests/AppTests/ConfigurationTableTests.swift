@@ -54,6 +54,7 @@ import Testing
         #expect(AppSettings.apiToken.isSecret)
         #expect(AnySetting(AppSettings.apiToken).environmentVariable == "API_TOKEN")
         // The app's settings follow the runtime's in --help, --max-delay first.
-        #expect(serviceProgram.settings.suffix(2).map(\.flag) == ["--max-delay", "--api-token"])
+        #expect(serviceProgram.settings.suffix(AppSettings.all.count).map(\.flag)
+            == ["--max-delay", "--api-token", "--rate-limit"])
     }
 }

@@ -4,26 +4,19 @@ import Testing
 @testable import ServiceKit
 import TestSupport
 
-/// The example routes, called through the router as the server would call them.
+/// The example routes, answered in process by `router.respond(to:)`: the server's own dispatch,
+/// with no socket.
 @Suite struct RoutesTests {
-    let router = Routes.router()
+    let router = Routes.router(Dependencies())
 
-    /// Dispatches one request through `router` (the example app's by default), as the server would.
+    /// Answers one request through `router` (the example app's by default).
     func call(
         _ method: String, _ target: String, body: String = "", contentType: String? = "application/json",
-        on router: Router? = nil
+        headers: HTTPHeaders = [:], on router: Router? = nil
     ) async throws -> Response {
-        let router = router ?? self.router
-        var raw = "\(method) \(target) HTTP/1.1\r\nHost: t\r\n"
-        if let contentType { raw += "Content-Type: \(contentType)\r\n" }
-        raw += "Content-Length: \(body.utf8.count)\r\n\r\n"
-        let head: HTTPRequestHead = try Array(raw.utf8).withUnsafeBytes { bytes in
-            guard case .complete(let head, _) = HTTPRequestParser.parseHead(bytes, limits: HTTPLimits()) else {
-                throw TestClient.Failure(description: "test request did not parse")
-            }
-            return head
-        }
-        return await router.respond(to: Request(head: head, body: Array(body.utf8), id: "test-request"))
+        var headers = headers
+        if let contentType { headers.add(name: "Content-Type", value: contentType) }
+        return await (router ?? self.router).respond(to: Request(method, target, headers: headers, body: Array(body.utf8)))
     }
 
     func json(_ response: Response) throws -> [String: Any] {
@@ -31,7 +24,9 @@ import TestSupport
     }
 
     @Test func delayHonoursItsCeiling() async throws {
-        let short = Routes.router(maxDelay: .milliseconds(20))
+        var dependencies = Dependencies()
+        dependencies.maxDelay = .milliseconds(20)
+        let short = Routes.router(dependencies)
         func call(_ target: String) async throws -> Int { try await self.call("GET", target, on: short).status }
         #expect(try await call("/delay?ms=20") == 200)
         #expect(try await call("/delay?ms=21") == 400)

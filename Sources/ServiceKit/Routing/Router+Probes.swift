@@ -3,6 +3,9 @@ extension Router {
     /// which skip the application's middleware, so authentication or rate limits meant for the
     /// application never fail a liveness check or a scrape.
     mutating func addProbe(_ method: String, _ path: String, accessLog: Bool = true, _ handler: @escaping Handler) {
+        let (outerPrefix, outerMiddleware) = (prefix, middleware)
+        defer { (prefix, middleware) = (outerPrefix, outerMiddleware) }
+        (prefix, middleware) = ("", [])
         on(method, path, accessLog: accessLog, handler)
     }
 }
