@@ -149,4 +149,23 @@ private struct BuildFailure: Error {}
         #expect(draining.status == 503)
         #expect(String(decoding: draining.body, as: UTF8.self) == #"{"status":"draining"}"#)
     }
+
+    @Test func probesSkipTheApplicationsMiddlewareEvenInsideAGroup() async throws {
+        var router = Router()
+        router.use { _, _ in throw HTTPError(status: 401, reason: "no") }
+        router.get("/app") { _ in .text("app") }
+        router.group("/api") { api in
+            Probes.add(to: &api, readiness: Readiness())
+            api.get("/inside") { _ in .text("inside") }
+        }
+        #expect(await router.respond(to: Request("GET", "/app")).status == 401)
+        #expect(await router.respond(to: Request("GET", "/api/inside")).status == 401)
+        // Registered at the root, with no middleware, whatever was in force.
+        #expect(await router.respond(to: Request("GET", "/health")).status == 200)
+        #expect(await router.respond(to: Request("GET", "/ready")).status == 200)
+        #expect(await router.respond(to: Request("GET", "/api/health")).status == 404)
+        // And what a probe registration leaves behind is the stack that was in force.
+        router.get("/later") { _ in .text("later") }
+        #expect(await router.respond(to: Request("GET", "/later")).status == 401)
+    }
 }
