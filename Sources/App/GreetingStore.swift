@@ -64,9 +64,10 @@ struct GreetingPruner: Service {
     let now: @Sendable () -> Int64
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully {
-            // Woken early by a graceful shutdown, then the loop ends.
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        while true {
+            // The sleep throws only when a graceful shutdown starts or the task is cancelled
+            // (a drain that ran out of time): either way the job is over.
+            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) } } catch { break }
             let pruned = try await store.prune(createdBefore: now() - retention.components.seconds)
             if pruned > 0 { logger.debug("pruned old greetings", metadata: ["count": "\(pruned)"]) }
         }

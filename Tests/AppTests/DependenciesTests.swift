@@ -122,4 +122,19 @@ final class StubGreetingStore: GreetingStore {
             try await tasks.next()
         }
     }
+
+    /// A drain that runs out of time cancels the service group's tasks instead: the pruner
+    /// must return then too, not spin.
+    @Test(.timeLimit(.minutes(1))) func aCancelledPrunerReturns() async throws {
+        let pruner = GreetingPruner(
+            store: InMemoryGreetingStore(), interval: .seconds(60), retention: .seconds(100),
+            logger: Logger(label: "test"), now: { 0 })
+        let task = Task { try await pruner.run() }
+        try await Task.sleep(for: .milliseconds(50))
+        task.cancel()
+        let clock = ContinuousClock()
+        let started = clock.now
+        try await task.value
+        #expect(clock.now - started < .seconds(5))
+    }
 }
