@@ -7,9 +7,10 @@ import TestSupport
 /// Timings are loose bounds that separate the defence from its failure mode (a stalled or
 /// spinning server misses them by orders of magnitude); the measured figures are printed.
 @Suite(.serialized) struct HostileClientTests {
-    /// Fire-and-forget slow requests (sent, then the client closes at once) used to hold every
-    /// slot of a small cap for their whole wait, fail the probes with 503, and end a SIGTERM
-    /// in an incomplete drain with a 500 and an error line per request.
+    /// Fire-and-forget slow requests (sent, then the client closes at once) must give their
+    /// slots back at once. Held for their whole wait, they would fill a small cap, fail the
+    /// probes with 503, and end a SIGTERM in an incomplete drain with a 500 and an error line
+    /// per request.
     @Test func fireAndForgetSlowRequestsGiveTheirSlotsBackAtOnce() throws {
         let service = try ServiceProcess([
             "--host", "127.0.0.1", "--port", "0", "--max-connections", "20", "--max-delay", "60s",
@@ -253,7 +254,7 @@ import TestSupport
         #expect(service.finish().status == 0)
     }
 
-    /// The strictness gaps of issue 20 (part 4), each request as the attacker sent it, against
+    /// Requests a strict HTTP/1.1 server must refuse or frame exactly, each as an attacker sent it, against
     /// the shipped binary: each on its own connection, since a 400 closes it. The framing cases
     /// go to `POST /health`, which is a 405 when the framing is taken, never a 400.
     static let strictness: [(label: String, request: String, status: Int)] = [

@@ -177,7 +177,7 @@ final class LogWriter: @unchecked Sendable {
     private let signalled = Atomic<Bool>(false)
     private let stopping = Atomic<Bool>(false)
     /// 0: no thread yet; 1: running; -1: the thread could not be started, so appenders write
-    /// themselves (the old blocking behaviour is better than losing every line).
+    /// themselves (blocking the appender is better than losing every line).
     private let threadState = Atomic<Int>(0)
     private let semaphore: UnsafeMutablePointer<sem_t>
 
