@@ -62,7 +62,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // A raw-socket HTTP client for end-to-end tests; never shipped.
+        // A raw-socket HTTP client for end-to-end tests, and the executable's name they start;
+        // never shipped.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "GoDurationTests", dependencies: ["GoDuration"]),
@@ -88,6 +89,6 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "DrillTests", dependencies: ["Drill"]),
+        .testTarget(name: "DrillTests", dependencies: ["Drill", "TestSupport"]),
     ]
 )

@@ -133,7 +133,8 @@ def main():
     errors += check("kubernetes-tls/kustomization.yaml", tls_limit, tls_env, values)
 
     compose = yaml.safe_load((HERE / "compose/compose.yaml").read_text())
-    service = compose["services"]["service"]
+    # The file's one service, whatever its name (scripts/rename gives it the service's).
+    (service,) = compose["services"].values()
     env = {k: str(v) for k, v in service.get("environment", {}).items()}
     memory = service.get("deploy", {}).get("resources", {}).get("limits", {}).get("memory")
     errors += check("compose/compose.yaml", docker_bytes(memory) if memory else None, env, values)

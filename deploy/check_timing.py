@@ -54,7 +54,8 @@ def main():
     errors += check("kubernetes/deployment.yaml", pod["terminationGracePeriodSeconds"], env, port)
 
     compose = yaml.safe_load((HERE / "compose/compose.yaml").read_text())
-    service = compose["services"]["service"]
+    # The file's one service, whatever its name (scripts/rename gives it the service's).
+    (service,) = compose["services"].values()
     env = {k: str(v) for k, v in service.get("environment", {}).items()}
     port = str(service["ports"][0]).split(":")[-1]
     errors += check("compose/compose.yaml", seconds(service["stop_grace_period"]), env, port)

@@ -15,6 +15,8 @@ import TestSupport
         let port = try #require(object["port"] as? Int)
         #expect(port > 0)
         #expect(object["version"] as? String != nil)
+        // The program's own lines carry its name (main.swift's `name:`), the executable's name.
+        #expect(object["logger"] as? String == serviceExecutableName)
         #expect((object["config"] as? [String: Any])?["max_header_bytes"] as? Int == 16384)
 
         let client = try TestClient(port: port)

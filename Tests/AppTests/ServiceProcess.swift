@@ -1,7 +1,7 @@
 import Foundation
 import TestSupport
 
-/// ServiceProcess runs the built `service` executable as a child process, the way an operator
+/// ServiceProcess runs the built service executable (`serviceExecutableName`) as a child process, the way an operator
 /// runs it, and reads its JSON log lines. (Unchecked Sendable: its output buffer is guarded by
 /// a lock; the rest is set once in `init`.)
 final class ServiceProcess: @unchecked Sendable {
@@ -15,11 +15,11 @@ final class ServiceProcess: @unchecked Sendable {
         let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         var directory = bundle.deletingLastPathComponent()
         while directory.path != "/" {
-            let candidate = directory.appendingPathComponent("service")
+            let candidate = directory.appendingPathComponent(serviceExecutableName)
             if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
             directory = directory.deletingLastPathComponent()
         }
-        return URL(fileURLWithPath: "/nonexistent/service")
+        return URL(fileURLWithPath: "/nonexistent/\(serviceExecutableName)")
     }
 
     /// A port nothing listens on right now: bind port 0, read the number, close.

@@ -1,7 +1,8 @@
 @testable import App
 @testable import ServiceKit
+import TestSupport
 
-/// The `service` executable's command line: the runtime's settings, then the app's.
+/// The service executable's command line: the runtime's settings, then the app's.
 let serviceProgram = Program(
-    name: "service", version: BuildInfo.version, revision: BuildInfo.revision,
+    name: serviceExecutableName, version: BuildInfo.version, revision: BuildInfo.revision,
     settings: RuntimeSettings.all + AppSettings.all)

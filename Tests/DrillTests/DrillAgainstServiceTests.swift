@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import Drill
 
 #if canImport(Glibc)
@@ -7,7 +8,7 @@ import Glibc
 import Musl
 #endif
 
-/// The drill against the real `service` binary: keep-alive load, SIGTERM, and not one request
+/// The drill against the real service binary: keep-alive load, SIGTERM, and not one request
 /// lost. This is the promise the shutdown sequence makes, checked end to end.
 @Suite(.serialized) struct DrillAgainstServiceTests {
     /// The service executable beside the test bundle in SwiftPM's build folder.
@@ -15,7 +16,7 @@ import Musl
         var directory = CommandLine.arguments[0]
         while let slash = directory.lastIndex(of: "/"), slash != directory.startIndex {
             directory = String(directory[..<slash])
-            let candidate = directory + "/service"
+            let candidate = directory + "/" + serviceExecutableName
             if access(candidate, X_OK) == 0 { return candidate }
         }
         return nil
