@@ -56,7 +56,7 @@ extension Router {
         } catch let error as HTTPError {
             response = Response(error: error)
         } catch {
-            Self.logFailure(error, of: request, to: request.baseLogger)
+            Self.logFailure(error, method: request.method, path: request.path, requestID: request.id, to: request.baseLogger)
             response = .internalServerError
         }
         if !request.id.isEmpty { response.headers.add(name: "X-Request-ID", value: request.id) }
@@ -64,11 +64,13 @@ extension Router {
         return response
     }
 
-    /// The error line for a handler that threw something other than an ``HTTPError``.
-    static func logFailure(_ error: any Error, of request: Request, to logger: Logger) {
+    /// The error line for a handler that threw something other than an ``HTTPError``. Takes the
+    /// request's fields rather than the request, so the server can hand its request to the
+    /// handler without keeping a copy for this rare line.
+    static func logFailure(_ error: any Error, method: String, path: String, requestID: String, to logger: Logger) {
         logger.error("handler failed", metadata: [
-            "error": "\(String(describing: error))", "method": "\(request.method)", "path": "\(request.path)",
-            "request_id": "\(request.id)",
+            "error": "\(String(describing: error))", "method": "\(method)", "path": "\(path)",
+            "request_id": "\(requestID)",
         ])
     }
 }

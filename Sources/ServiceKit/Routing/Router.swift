@@ -29,23 +29,34 @@ public struct RouteInfo: Sendable, Equatable {
 /// of its path's first registration, so CORS can answer a preflight `OPTIONS` and auth can
 /// refuse before the method is judged; a 404 runs none.
 public struct Router: Sendable {
-    struct Route: Sendable {
-        var segments: [Segment]
-        var info: RouteInfo
+    /// A path's handlers. A class, and immutable: a request looks its route up in place, where
+    /// a struct of four fields was copied out of the table (about 140 instructions a request,
+    /// callgrind); registering makes a new one, so copies of a ``Router`` stay independent.
+    final class Route: Sendable {
+        let segments: [Segment]
+        let info: RouteInfo
         /// Handlers by method, in registration order. A short list searched in place rather
         /// than a dictionary: a route has a handful of methods, and hashing the method cost
         /// about 200 instructions per request. Boxed in a struct: a function type stored
         /// directly in a collection is kept at the generic abstraction, and taking it out
         /// allocated a reabstraction thunk on every request.
-        var handlers: [(method: String, boxed: BoxedHandler)]
+        let handlers: [(method: String, boxed: BoxedHandler)]
         /// The middleware a 405 for this path runs through.
-        var refusalMiddleware: [any Middleware]
+        let refusalMiddleware: [any Middleware]
 
-        init(segments: [Segment], index: Int, accessLog: Bool, middleware: [any Middleware]) {
+        init(
+            segments: [Segment], info: RouteInfo, handlers: [(method: String, boxed: BoxedHandler)],
+            refusalMiddleware: [any Middleware]
+        ) {
             self.segments = segments
-            handlers = []
-            refusalMiddleware = middleware
-            info = RouteInfo(template: Router.template(segments), index: index, accessLog: accessLog)
+            self.info = info
+            self.handlers = handlers
+            self.refusalMiddleware = refusalMiddleware
+        }
+
+        convenience init(segments: [Segment], index: Int, accessLog: Bool, middleware: [any Middleware]) {
+            let info = RouteInfo(template: Router.template(segments), index: index, accessLog: accessLog)
+            self.init(segments: segments, info: info, handlers: [], refusalMiddleware: middleware)
         }
 
         func handler(for method: String) -> BoxedHandler? {
@@ -53,13 +64,18 @@ public struct Router: Sendable {
             return nil
         }
 
-        /// Registers `boxed` for `method`, replacing an earlier handler for it.
-        mutating func set(_ method: String, _ boxed: BoxedHandler) {
+        /// This route with `boxed` registered for `method` (replacing an earlier handler for
+        /// it) and `accessLog` for all its methods.
+        func setting(_ method: String, _ boxed: BoxedHandler, accessLog: Bool) -> Route {
+            var handlers = handlers
             if let index = handlers.firstIndex(where: { $0.method == method }) {
                 handlers[index].boxed = boxed
             } else {
                 handlers.append((method, boxed))
             }
+            var info = info
+            info.accessLog = accessLog
+            return Route(segments: segments, info: info, handlers: handlers, refusalMiddleware: refusalMiddleware)
         }
     }
 
@@ -132,17 +148,12 @@ public struct Router: Sendable {
         let boxed = BoxedHandler(handler: chain.isEmpty ? handler : Self.compose(chain, handler))
         if segments.allSatisfy({ if case .literal = $0 { true } else { false } }) {
             let key = Self.template(segments)
-            var route = exact[key] ?? newRoute(segments, accessLog: accessLog)
-            route.info.accessLog = accessLog
-            route.set(method, boxed)
-            exact[key] = route
+            let route = exact[key] ?? newRoute(segments, accessLog: accessLog)
+            exact[key] = route.setting(method, boxed, accessLog: accessLog)
         } else if let index = parameterized.firstIndex(where: { $0.segments == segments }) {
-            parameterized[index].info.accessLog = accessLog
-            parameterized[index].set(method, boxed)
+            parameterized[index] = parameterized[index].setting(method, boxed, accessLog: accessLog)
         } else {
-            var route = newRoute(segments, accessLog: accessLog)
-            route.set(method, boxed)
-            parameterized.append(route)
+            parameterized.append(newRoute(segments, accessLog: accessLog).setting(method, boxed, accessLog: accessLog))
         }
     }
 
@@ -212,6 +223,7 @@ public struct Router: Sendable {
         return .notFound
     }
 
+    @inline(__always)
     private func select(_ route: Route, method: String, parameters: [String: String]) -> Match {
         if let boxed = route.handler(for: method) {
             return .found(boxed.handler, parameters: parameters, route: route.info)

@@ -182,7 +182,7 @@ extension HTTPServer {
             }
             // The same dispatch as Router.respond(to:), which tests call without a socket.
             do {
-                response = try await resolved.handler(request)
+                response = try await resolved.handler(consume request)
             } catch let error as HTTPError where !connection.clientGone {
                 response = Response(error: error)
             } catch {
@@ -193,7 +193,9 @@ extension HTTPServer {
                     return
                 }
                 // Cut by the drain deadline, the request was logged as "request cut".
-                if !connection.forceClosed { Router.logFailure(error, of: request, to: logger) }
+                if !connection.forceClosed {
+                    Router.logFailure(error, method: head.method, path: head.path, requestID: requestID, to: logger)
+                }
                 response = .internalServerError
             }
             connection.watchesHangup = false
