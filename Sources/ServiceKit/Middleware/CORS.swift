@@ -148,8 +148,9 @@ extension Substring {
     /// Without leading and trailing spaces and tabs (HTTP's optional whitespace).
     fileprivate func trimmingASCIISpaces() -> Substring {
         let isSpace = { (c: Character) in c == " " || c == "\t" }
-        guard let first = firstIndex(where: { !isSpace($0) }) else { return self[endIndex...] }
-        let last = lastIndex(where: { !isSpace($0) })!
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else {
+            return self[endIndex...]
+        }
         return self[first...last]
     }
 }
