@@ -56,7 +56,8 @@ extension Router {
         } catch let error as HTTPError {
             response = Response(error: error)
         } catch {
-            Self.logFailure(error, method: request.method, path: request.path, requestID: request.id, to: request.baseLogger)
+            Self.logFailure(
+                error, method: request.method, path: request.path, requestID: request.id, to: request.baseLogger)
             response = .internalServerError
         }
         if !request.id.isEmpty { response.headers.add(name: "X-Request-ID", value: request.id) }
