@@ -44,8 +44,7 @@ public struct ByteWriter: ~Copyable {
 
     @inlinable @inline(__always)
     public mutating func write(utf8 text: String) {
-        var text = text  // withUTF8 is mutating; a native string is not copied
-        text.withUTF8 { write($0) }
+        text.withUTF8Bytes { write($0) }
     }
 
     @inlinable @inline(__always)
@@ -99,5 +98,17 @@ extension Array where Element == UInt8 {
             }
         }
         return result!
+    }
+}
+
+extension String {
+    /// Calls `body` with the string's UTF-8 bytes in place. `withUTF8` is mutating, so calling
+    /// it on a parameter needs a local copy, which costs a retain and a release; a native
+    /// string (every string on Linux) lends its storage without one.
+    @inlinable @inline(__always)
+    package func withUTF8Bytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        if let result = try utf8.withContiguousStorageIfAvailable(body) { return result }
+        var copy = self
+        return try copy.withUTF8(body)
     }
 }

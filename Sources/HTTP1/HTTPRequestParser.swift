@@ -163,7 +163,7 @@ public enum HTTPRequestParser {
             while valueEnd > valueStart, bytes[valueEnd - 1] == ASCII.space || bytes[valueEnd - 1] == ASCII.tab {
                 valueEnd -= 1
             }
-            for j in valueStart..<valueEnd where !ASCII.isFieldValue(bytes[j]) {
+            guard ASCII.isFieldValue(bytes, valueStart..<valueEnd) else {
                 return .failure(.badRequest("invalid character in header field value"))
             }
             if headers.count >= limits.maxHeaderCount { return .failure(.headerFieldsTooLarge) }

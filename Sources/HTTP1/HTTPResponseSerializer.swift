@@ -80,8 +80,7 @@ public enum HTTPResponseSerializer {
     public static let continueResponse: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
     static func isValidName(_ name: String) -> Bool {
-        var name = name  // withUTF8 is mutating; a native string is not copied
-        return name.withUTF8 { bytes in
+        name.withUTF8Bytes { bytes in
             guard !bytes.isEmpty else { return false }
             for byte in bytes where !ASCII.isToken(byte) { return false }
             return true
@@ -89,11 +88,7 @@ public enum HTTPResponseSerializer {
     }
 
     static func isValidValue(_ value: String) -> Bool {
-        var value = value
-        return value.withUTF8 { bytes in
-            for byte in bytes where !ASCII.isFieldValue(byte) { return false }
-            return true
-        }
+        value.withUTF8Bytes { ASCII.isFieldValue(UnsafeRawBufferPointer($0), 0..<$0.count) }
     }
 
     static func isReserved(_ name: String) -> Bool {

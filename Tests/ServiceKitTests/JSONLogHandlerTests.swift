@@ -78,6 +78,50 @@ struct JSONLogHandlerTests {
         )
     }
 
+    /// JSON escaping one scalar at a time, the way the handler promises to escape.
+    static func referenceEscaped(_ string: String) -> String {
+        var out = "\""
+        for scalar in string.unicodeScalars {
+            switch scalar.value {
+            case 0x22: out += "\\\""
+            case 0x5C: out += "\\\\"
+            case 0x0A: out += "\\n"
+            case 0x0D: out += "\\r"
+            case 0x09: out += "\\t"
+            case 0x08: out += "\\b"
+            case 0x0C: out += "\\f"
+            case 0x2028: out += "\\u2028"
+            case 0x2029: out += "\\u2029"
+            case 0..<0x20, 0x7F: out += "\\u00" + String(format: "%02x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    @Test("the word-at-a-time escaper agrees with a scalar-at-a-time reference, at every offset")
+    func escapingAtEveryOffset() {
+        var generator = SystemRandomNumberGenerator()
+        let pieces = ["a", "Z", "0", " ", "~", "\"", "\\", "\n", "\u{0}", "\u{1f}", "\u{7f}", "é", "€", "\u{2028}", "\u{2029}", "\u{2027}", "\u{202A}", "😀"]
+            + (0..<0x20).map { String(UnicodeScalar(UInt8($0))) }
+        for _ in 0..<5_000 {
+            // Mostly plain ASCII, so that words pass the fast path and specials land at every offset.
+            let length = Int.random(in: 0...40, using: &generator)
+            let string = (0..<length).map { _ in
+                Int.random(in: 0..<4, using: &generator) == 0 ? pieces.randomElement(using: &generator)! : "x"
+            }.joined()
+            var bytes: [UInt8] = []
+            bytes.appendBytes(atMost: ByteWriter.jsonStringBound(string, maxBytes: 10_000)) {
+                $0.writeJSONString(string, maxBytes: 10_000)
+            }
+            let written = String(decoding: bytes, as: UTF8.self)
+            if written != Self.referenceEscaped(string) {
+                Issue.record("\(string.debugDescription): \(written) != \(Self.referenceEscaped(string))")
+                return
+            }
+        }
+    }
+
     @Test("one call is exactly one line, whatever the input")
     func oneCallOneLine() throws {
         let capture = try PipeCapture()
@@ -341,6 +385,31 @@ struct JSONLogHandlerTests {
                 return
             }
         }
+    }
+
+    @Test("milliseconds keep three digits, and a writer's cached second never goes stale")
+    func millisecondsAndTheSecondCache() throws {
+        for (milliseconds, text) in [(0, "000"), (9, "009"), (10, "010"), (99, "099"), (100, "100"), (999, "999")] {
+            var writer = JSONLineWriter(capacity: 32)
+            writer.appendTime(seconds: 951_782_400, milliseconds: milliseconds)
+            #expect(String(decoding: writer.bytes, as: UTF8.self) == "2000-02-29T00:00:00.\(text)Z")
+        }
+        // A cache holding another second, with bytes that are not a time: the writer must
+        // notice the second changed and not copy them.
+        let bogus = Array("9999-99-99T99:99:99.".utf8)
+        var cache = TimePrefix(second: 12, bytes: (0, 0, 0))
+        withUnsafeMutableBytes(of: &cache.bytes) { $0.copyBytes(from: bogus) }
+        let before = time(nil)
+        var bytes: [UInt8] = []
+        bytes.appendBytes(atMost: ByteWriter.maxTimeBytes) { $0.writeCurrentTime(cache: &cache) }
+        let after = time(nil)
+        let stamp = String(decoding: bytes, as: UTF8.self)
+        #expect(!stamp.hasPrefix("9999"))
+        #expect(cache.second >= before && cache.second <= after)
+        var reference = JSONLineWriter(capacity: 32)
+        reference.appendTime(seconds: cache.second, milliseconds: 0)
+        #expect(stamp.prefix(20) == String(decoding: reference.bytes, as: UTF8.self).prefix(20))
+        #expect(stamp.wholeMatch(of: /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z/) != nil, "\(stamp)")
     }
 
     // MARK: Concurrency
