@@ -15,6 +15,8 @@ public enum HTTPResponseSerializer {
     ///   - requestID: the value of an `X-Request-ID` field written after the handler's fields,
     ///     or nil for none. Passed apart so the server need not copy the handler's fields to
     ///     add it; it is validated like any field value.
+    ///   - chunked: whether to announce `Transfer-Encoding: chunked` (a body of unknown length
+    ///     to an HTTP/1.1 client); pass no `contentLength` with it.
     /// - Returns: the number of handler fields skipped as invalid (reserved fields the server
     ///   writes itself are replaced silently and not counted).
     @discardableResult
@@ -25,6 +27,7 @@ public enum HTTPResponseSerializer {
         date: [UInt8],
         connection: String?,
         requestID: String? = nil,
+        chunked: Bool = false,
         into buffer: inout [UInt8]
     ) -> Int {
         let status = min(max(status, 100), 999)
@@ -32,8 +35,8 @@ public enum HTTPResponseSerializer {
         // The head is written in one pass into space reserved once (see ByteWriter), not
         // appended piece by piece: with the bulk validation below that took this function from
         // about 5,200 to about 900 instructions per /health response. The bound: the fixed
-        // text (at most 80 bytes), the 20 digits of a length, and every string's bytes.
-        var bound = 80 + 20 + reason.utf8CodeUnitCount + date.count + (connection?.utf8.count ?? 0)
+        // text (at most 110 bytes), the 20 digits of a length, and every string's bytes.
+        var bound = 110 + 20 + reason.utf8CodeUnitCount + date.count + (connection?.utf8.count ?? 0)
         for field in headers { bound += 4 + field.name.utf8.count + field.value.utf8.count }
         bound += requestID?.utf8.count ?? 0
         return buffer.appendBytes(atMost: bound) { out in
@@ -47,6 +50,9 @@ public enum HTTPResponseSerializer {
             if let contentLength, status >= 200, status != 204 {
                 out.write("\r\nContent-Length: ")
                 out.writeDecimal(UInt64(max(contentLength, 0)))
+            }
+            if chunked, status >= 200, status != 204 {
+                out.write("\r\nTransfer-Encoding: chunked")
             }
             if let connection {
                 out.write("\r\nConnection: ")

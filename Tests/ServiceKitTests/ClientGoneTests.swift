@@ -35,9 +35,6 @@ import Testing
         return router
     }
 
-    func waitUntil(_ condition: () -> Bool) async throws {
-        for _ in 0..<2000 where !condition() { try await Task.sleep(for: .milliseconds(5)) }
-    }
 
     @Test func aClientThatClosesCancelsItsHandlerAtOnceAndIsLoggedAs499() async throws {
         let observed = Observed()

@@ -85,9 +85,75 @@ public final class TestClient {
         throw Failure(description: "recv: errno \(errno)")
     }
 
-    /// Reads one response framed by Content-Length (or by close). `head: true` for a HEAD
-    /// request, whose response has no body whatever Content-Length says.
+    /// Reads one response framed by Content-Length, as chunks, or by close. `head: true` for a
+    /// HEAD request, whose response has no body whatever its framing says. A chunked body cut
+    /// short (the connection closed before its last chunk) throws.
     public func readResponse(head: Bool = false) throws -> Response {
+        var response = try readHead()
+        if head || response.status == 204 || response.status == 304 || (100..<200).contains(response.status) {
+            return response
+        }
+        if response.header("transfer-encoding")?.lowercased() == "chunked" {
+            while let chunk = try readChunk() { response.body += chunk }
+            return response
+        }
+        if let lengthText = response.header("content-length") {
+            guard let length = Int(lengthText) else { throw Failure(description: "bad content-length") }
+            while buffer.count < length {
+                guard try fill() else { throw Failure(description: "closed mid-body") }
+            }
+            response.body = Array(buffer[0..<length])
+            buffer.removeFirst(length)
+        } else {
+            while try fill() {}
+            response.body = buffer
+            buffer.removeAll()
+        }
+        return response
+    }
+
+    /// Reads the next chunk of a chunked body: its data, or nil for the last chunk (its
+    /// trailer section read too). Throws when the connection closes mid-chunk.
+    public func readChunk() throws -> [UInt8]? {
+        var lineEnd: Int?
+        while lineEnd == nil {
+            lineEnd = find([13, 10], in: buffer)
+            if lineEnd == nil {
+                guard try fill() else { throw Failure(description: "closed before a chunk's size line (truncated body)") }
+            }
+        }
+        guard let end = lineEnd else { throw Failure(description: "no size line") }
+        let sizeText = String(decoding: buffer[0..<end], as: UTF8.self).split(separator: ";").first.map(String.init) ?? ""
+        guard let size = Int(sizeText, radix: 16), size >= 0 else {
+            throw Failure(description: "bad chunk size \(sizeText.debugDescription)")
+        }
+        buffer.removeFirst(end + 2)
+        if size == 0 {
+            // Trailer fields, then the empty line.
+            while true {
+                var fieldEnd: Int?
+                while fieldEnd == nil {
+                    fieldEnd = find([13, 10], in: buffer)
+                    if fieldEnd == nil {
+                        guard try fill() else { throw Failure(description: "closed in the trailer section") }
+                    }
+                }
+                guard let line = fieldEnd else { throw Failure(description: "no trailer line") }
+                buffer.removeFirst(line + 2)
+                if line == 0 { return nil }
+            }
+        }
+        while buffer.count < size + 2 {
+            guard try fill() else { throw Failure(description: "closed mid-chunk (truncated body)") }
+        }
+        guard buffer[size] == 13, buffer[size + 1] == 10 else { throw Failure(description: "chunk data not followed by CRLF") }
+        let data = Array(buffer[0..<size])
+        buffer.removeFirst(size + 2)
+        return data
+    }
+
+    /// Reads a response's status line and header section, leaving its body unread.
+    public func readHead() throws -> Response {
         var headEnd: Int?
         while headEnd == nil {
             headEnd = find([13, 10, 13, 10], in: buffer)
@@ -109,21 +175,7 @@ public final class TestClient {
             headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
         }
         buffer.removeFirst(end + 4)
-        var response = Response(status: status, reason: parts.count > 2 ? parts[2] : "", headers: headers.map { (name: $0.0, value: $0.1) }, body: [])
-        if head || status == 204 || status == 304 || (100..<200).contains(status) { return response }
-        if let lengthText = response.header("content-length") {
-            guard let length = Int(lengthText) else { throw Failure(description: "bad content-length") }
-            while buffer.count < length {
-                guard try fill() else { throw Failure(description: "closed mid-body") }
-            }
-            response.body = Array(buffer[0..<length])
-            buffer.removeFirst(length)
-        } else {
-            while try fill() {}
-            response.body = buffer
-            buffer.removeAll()
-        }
-        return response
+        return Response(status: status, reason: parts.count > 2 ? parts[2] : "", headers: headers.map { (name: $0.0, value: $0.1) }, body: [])
     }
 
     /// Whether the server closed the connection (end of stream or reset) with nothing more sent.

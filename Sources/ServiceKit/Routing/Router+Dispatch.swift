@@ -61,7 +61,10 @@ extension Router {
             response = .internalServerError
         }
         if !request.id.isEmpty { response.headers.add(name: "X-Request-ID", value: request.id) }
-        if request.method == "HEAD" { response.body = [] }
+        if request.method == "HEAD" {
+            response.body = []
+            response.stream = nil
+        }
         return response
     }
 

@@ -165,11 +165,14 @@ extension HTTPServer {
             let requestID = Self.saneRequestID(head.headers["x-request-id"]) ?? state.newRequestID()
             var response: Response
             let resolved = router.resolve(method: head.method, path: head.path)
-            let route = resolved.route
+            // The route's metrics label and log flag, rather than the optional RouteInfo kept
+            // across the awaits below: its copies there cost about 150 instructions a request.
+            let routeIndex = resolved.route?.index ?? router.templates.count
+            let routeLogged = resolved.route?.accessLog ?? true
             connection.inFlight = Connection.InFlight(method: head.method, path: head.path, requestID: requestID)
             let request = Request(
                 head: head, body: body, pathParameters: resolved.parameters, remoteAddress: remote, id: requestID,
-                route: route?.template, logger: logger)
+                route: resolved.route?.template, logger: logger)
             // With nothing more buffered, the client's FIN or reset means it has gone (a
             // pipelined request behind this one means it has not), and the handler's task is
             // cancelled, as Go cancels `r.Context()`; a FIN that came with the request cancels
@@ -188,7 +191,7 @@ extension HTTPServer {
             } catch {
                 connection.watchesHangup = false
                 if connection.clientGone {
-                    clientLeft(head: head, route: route, started: started, requestID: requestID,
+                    clientLeft(head: head, routeIndex: routeIndex, logged: routeLogged, started: started, requestID: requestID,
                                connection: connection, state: state)
                     return
                 }
@@ -200,17 +203,27 @@ extension HTTPServer {
             }
             connection.watchesHangup = false
 
-            let keepAlive = head.keepAlive && !state.draining && !connection.clientGone
-            let sent = await send(response, for: head, requestID: requestID, keepAlive: keepAlive,
+            var keepAlive = head.keepAlive && !state.draining && !connection.clientGone
+            let sent: Bool
+            var status = response.status
+            var bodyBytes = response.body.count
+            if let body = response.stream {
+                let outcome = await sendStream(
+                    response, body, for: head, requestID: requestID, keepAlive: keepAlive, watchHangup: input.isEmpty,
+                    connection: connection, state: state, output: &output)
+                (sent, status, bodyBytes) = (outcome.sent, outcome.status, outcome.bytes)
+                keepAlive = keepAlive && outcome.keepAlive
+            } else {
+                sent = await send(response, for: head, requestID: requestID, keepAlive: keepAlive,
                                   stream: stream, state: state, output: &output)
+            }
             connection.inFlight = nil
             let elapsed = metrics != nil || configuration.accessLog ? EventLoop.now() &- started : 0
             if metrics != nil {
-                state.metrics.record(route: route?.index ?? router.templates.count, method: head.method,
-                                     status: response.status, nanoseconds: elapsed)
+                state.metrics.record(route: routeIndex, method: head.method, status: status, nanoseconds: elapsed)
             }
-            if route?.accessLog ?? true {
-                logAccess(head: head, status: response.status, bytes: response.body.count, elapsed: elapsed,
+            if routeLogged {
+                logAccess(head: head, status: status, bytes: bodyBytes, elapsed: elapsed,
                           remote: connection.remoteHost, requestID: requestID, state: state)
             }
             guard sent else { return }
@@ -238,16 +251,16 @@ extension HTTPServer {
     /// request ID, at once. Nothing is written back: the caller closes the connection, and a
     /// client that only half-closed reads the end of the stream with no response.
     private func clientLeft(
-        head: HTTPRequestHead, route: RouteInfo?, started: UInt64, requestID: String, connection: Connection,
+        head: HTTPRequestHead, routeIndex: Int, logged: Bool, started: UInt64, requestID: String, connection: Connection,
         state: LoopState
     ) {
         connection.inFlight = nil
         let elapsed = EventLoop.now() &- started
         if metrics != nil {
-            state.metrics.record(route: route?.index ?? router.templates.count, method: head.method,
-                                 status: Self.clientClosedRequest, nanoseconds: elapsed)
+            state.metrics.record(route: routeIndex, method: head.method, status: Self.clientClosedRequest,
+                                 nanoseconds: elapsed)
         }
-        if route?.accessLog ?? true {
+        if logged {
             logAccess(head: head, status: Self.clientClosedRequest, bytes: 0, elapsed: elapsed,
                       remote: connection.remoteHost, requestID: requestID, state: state)
         }
@@ -425,8 +438,12 @@ extension HTTPServer {
         }
     }
 
-    /// Writes every byte, waiting for the client to read as needed (up to the write timeout).
-    nonisolated(nonsending) func writeAll(_ bytes: [UInt8], _ stream: ByteStream, loop: EventLoop) async -> Bool {
+    /// Writes every byte, waiting for the client to read as needed: up to the write timeout
+    /// from the first wait, or with `resetOnProgress` (a stream's writes, which may go on for
+    /// hours) from the last write that made progress.
+    nonisolated(nonsending) func writeAll(
+        _ bytes: [UInt8], _ stream: ByteStream, loop: EventLoop, resetOnProgress: Bool = false
+    ) async -> Bool {
         var offset = 0
         var deadline: UInt64?
         while offset < bytes.count {
@@ -435,6 +452,7 @@ extension HTTPServer {
             switch step {
             case .done(let written):
                 offset += written
+                if resetOnProgress { deadline = nil }
                 continue
             case .end, .failed:
                 return false

@@ -98,7 +98,7 @@ extension HTTPServer {
         }
 
         // 4. Mark the loops draining; wake idle connections so they wait at most the linger
-        // for a next request.
+        // for a next request, and streamed responses sleeping between writes.
         let lingerDeadline = isForced ? EventLoop.now() : EventLoop.deadline(after: configuration.drainLinger, orNow: true)
         let counts = Mutex<(loops: Int, idle: Int, active: Int)>((0, 0, 0))
         for state in loops {
@@ -110,6 +110,8 @@ extension HTTPServer {
                     idle += 1
                     state.loop.cancelWaits(connection.socket.fd)
                 }
+                // Streamed responses sleeping between writes learn of the shutdown now.
+                for id in state.shutdownSleepers { state.loop.wake(sleeper: id) }
                 let active = state.connections.count - idle
                 counts.withLock { $0 = ($0.loops + 1, $0.idle + idle, $0.active + active) }
             }

@@ -18,6 +18,8 @@ final class LoopState: @unchecked Sendable {
     @exclusivity(unchecked) var lingerDeadline: UInt64 = .max
     /// This loop's access-log lines, handed to the sink at the end of each loop iteration.
     @exclusivity(unchecked) var logBatch = LogBatch()
+    /// Sleeps of streamed responses (``ResponseWriter/sleep(for:)``) that the drain ends early.
+    @exclusivity(unchecked) var shutdownSleepers = Set<UInt64>()
     /// Connections parked on this loop now.
     @exclusivity(unchecked) var parked = 0
     /// Connections parked and closed on this loop since the heap was last trimmed, the most

@@ -1,10 +1,15 @@
-/// Response is what a handler returns: a status, header fields and a body.
+/// Response is what a handler returns: a status, header fields and a body, whole in `body` or
+/// written while it is sent (`stream`).
 ///
-/// The server adds `Date`, `Content-Length`, `Connection` and `X-Request-ID` itself.
+/// The server adds `Date`, `Content-Length` (or `Transfer-Encoding`), `Connection` and
+/// `X-Request-ID` itself.
 public struct Response: Sendable {
     public var status: Int
     public var headers: HTTPHeaders
     public var body: [UInt8]
+    /// A body written while it is sent (``init(status:headers:contentLength:stream:)``); when
+    /// set, `body` is not sent.
+    public var stream: ResponseStream?
 
     public init(status: Int = 200, headers: HTTPHeaders = [:], body: [UInt8] = []) {
         self.status = status

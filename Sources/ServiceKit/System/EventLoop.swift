@@ -336,8 +336,14 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// The calling task sleeps on this loop until `deadline`, or until it is cancelled (loop
     /// thread only).
     nonisolated(nonsending) func cancellableSleep(until deadline: UInt64) async throws {
-        let id = takeSleeperID()
-        let finished = await withTaskCancellationHandler {
+        if !(await interruptibleSleep(until: deadline, id: takeSleeperID())) { throw CancellationError() }
+    }
+
+    /// The calling task sleeps on this loop until `deadline`; returns true then, false when
+    /// the task is cancelled or ``wake(sleeper:)`` ends the sleep first (loop thread only).
+    /// `id` is from ``takeSleeperID()``.
+    nonisolated(nonsending) func interruptibleSleep(until deadline: UInt64, id: UInt64) async -> Bool {
+        await withTaskCancellationHandler {
             await withUnsafeContinuation { continuation in
                 if Task.isCancelled {
                     continuation.resume(returning: false)
@@ -348,15 +354,18 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         } onCancel: {
             // Any thread may cancel; the sleepers are the loop's. A cancellation from the loop
             // itself also comes back through `execute`, after the sleeper was registered.
-            execute { [self] in
-                guard let index = sleepers.firstIndex(where: { $0.id == id }) else { return }
-                sleepers.remove(at: index).continuation.resume(returning: false)
-            }
+            execute { [self] in wake(sleeper: id) }
         }
-        if !finished { throw CancellationError() }
     }
 
-    private func takeSleeperID() -> UInt64 {
+    /// Ends the sleep of ``interruptibleSleep(until:id:)`` with `id` now, if it still sleeps
+    /// (loop thread only).
+    func wake(sleeper id: UInt64) {
+        guard let index = sleepers.firstIndex(where: { $0.id == id }) else { return }
+        sleepers.remove(at: index).continuation.resume(returning: false)
+    }
+
+    func takeSleeperID() -> UInt64 {
         nextSleeperID &+= 1
         return nextSleeperID
     }

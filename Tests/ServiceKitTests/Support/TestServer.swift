@@ -112,6 +112,12 @@ func serving(_ server: HTTPServer, _ body: (_ port: Int) async throws -> Void) a
 
 struct TestFailure: Error {}
 
+/// Polls (without blocking a thread) until `condition` holds, for up to 10 s; the caller's
+/// expectations then say what did not happen.
+func waitUntil(_ condition: () -> Bool) async throws {
+    for _ in 0..<2000 where !condition() { try await Task.sleep(for: .milliseconds(5)) }
+}
+
 /// Gate holds handlers until a test opens it, so tests order events without timing guesses.
 final class Gate: Sendable {
     private let state = Mutex<(open: Bool, arrived: Int, waiters: [CheckedContinuation<Void, Never>])>((false, 0, []))
