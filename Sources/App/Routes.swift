@@ -15,6 +15,8 @@ enum Routes {
         let maxDelayMilliseconds = Int(maxDelay.components.seconds) * 1000
             + Int(maxDelay.components.attoseconds / 1_000_000_000_000_000)
         router.get("/delay") { request in try await delay(request, maxMilliseconds: maxDelayMilliseconds) }
+        // Server-Sent Events, a streamed response that ends early when the server shuts down.
+        router.get("/events", events)
         // Examples of a path parameter, a query parameter, a JSON body and a JSON answer.
         router.get("/hello/:name", hello)
         let store = dependencies.greetings
@@ -38,6 +40,33 @@ enum Routes {
         // request outlives it (see EventLoop.sleep(for:)).
         try await EventLoop.sleep(for: .milliseconds(ms))
         return .json(raw: Array(#"{"delayed_ms":\#(ms)}"#.utf8))
+    }
+
+    /// `GET /events?count=3&interval=500` → a `text/event-stream` of `count` events with IDs 1
+    /// to `count` and data `{"n":1}` …, one every `interval` milliseconds. Once the server begins
+    /// shutting down, the stream sends a last event of type `shutdown` and ends.
+    @Sendable static func events(_ request: Request) async throws -> Response {
+        let count = try integerQuery(request, "count", default: 10, in: 1...10_000)
+        let interval = try integerQuery(request, "interval", default: 1000, in: 0...60_000)
+        return .eventStream { events in
+            for n in 1...count {
+                try await events.send(ServerSentEvent(data: #"{"n":\#(n)}"#, id: String(n)))
+                guard n < count else { return }
+                guard try await events.sleep(for: .milliseconds(interval)) else {
+                    try await events.send(ServerSentEvent(data: #"{"after":\#(n)}"#, event: "shutdown"))
+                    return
+                }
+            }
+        }
+    }
+
+    /// Query parameter `name` as an integer in `range`, `fallback` when absent; else a 400.
+    static func integerQuery(_ request: Request, _ name: String, default fallback: Int, in range: ClosedRange<Int>) throws -> Int {
+        guard let text = request.query(name) else { return fallback }
+        guard let value = Int(text), range.contains(value) else {
+            throw HTTPError.badRequest("\(name) must be an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
     }
 
     struct Greeting: Codable, Equatable {

@@ -35,6 +35,19 @@ import TestSupport
         #expect(AppSettings.maxDelay.defaultValue == .seconds(10))
     }
 
+    @Test func eventsStreamsCountEvents() async throws {
+        let response = try await call("GET", "/events?count=3&interval=0")
+        #expect(response.status == 200)
+        #expect(response.headers["content-type"] == "text/event-stream; charset=utf-8")
+        let body = String(decoding: try await response.collectBody(), as: UTF8.self)
+        #expect(body == "id: 1\ndata: {\"n\":1}\n\nid: 2\ndata: {\"n\":2}\n\nid: 3\ndata: {\"n\":3}\n\n")
+        for bad in ["count=0", "count=10001", "count=x", "interval=-1", "interval=60001", "interval="] {
+            let refused = try await call("GET", "/events?\(bad)")
+            #expect(refused.status == 400, "\(bad)")
+            #expect(refused.stream == nil)
+        }
+    }
+
     @Test func helloReadsThePathAndQuery() async throws {
         #expect(try json(try await call("GET", "/hello/Ada"))["message"] as? String == "Hello, Ada!")
         #expect(try json(try await call("GET", "/hello/Ada%20L?greeting=Hi+there"))["message"] as? String == "Hi there, Ada L!")

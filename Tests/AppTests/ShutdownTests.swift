@@ -41,6 +41,37 @@ import ServiceKit
         #expect(result.stdout.contains(#""active_connections":8"#))
     }
 
+    /// Server-Sent Events streams open at the signal learn of the shutdown, send their last
+    /// event and end with the terminating chunk; the process exits 0 within the drain linger
+    /// (1 s), not at the drain timeout, with no request cut.
+    @Test func openEventStreamsEndCleanlyAndTheExitIs0WithinTheLinger() throws {
+        let service = try ServiceProcess(["--host", "127.0.0.1", "--port", "0"])
+        let port = try service.waitForPort()
+        let clients = try (0..<8).map { _ in try TestClient(port: port, timeout: 10) }
+        for client in clients {
+            try client.send(get("/events?count=1000&interval=5000"))
+            let head = try client.readHead()
+            #expect(head.status == 200)
+            #expect(head.header("Content-Type") == "text/event-stream; charset=utf-8")
+            #expect(head.header("Transfer-Encoding") == "chunked")
+            #expect(String(decoding: try #require(try client.readChunk()), as: UTF8.self) == "id: 1\ndata: {\"n\":1}\n\n")
+        }
+        let signalled = Date()
+        service.signal(SIGTERM)
+        for client in clients {
+            let last = String(decoding: try #require(try client.readChunk()), as: UTF8.self)
+            #expect(last == "event: shutdown\ndata: {\"after\":1}\n\n")
+            #expect(try client.readChunk() == nil, "the terminating chunk")
+        }
+        #expect(service.waitForExit(timeout: 10))
+        let took = Date().timeIntervalSince(signalled)
+        let result = service.finish()
+        #expect(result.status == 0)
+        #expect(took < 2.5, "exited after \(took) s")
+        #expect(result.stdout.contains(#""msg":"shutdown: drained""#))
+        #expect(!result.stdout.contains("request cut"))
+    }
+
     /// With no connection open, a SIGTERM has nothing to wait for: the process exits at once
     /// (about 1.5 ms; Benchmarks/startup.py measures it). The bound is loose so that a busy
     /// machine cannot fail it, yet it catches a drain step that waits out a timeout, or the

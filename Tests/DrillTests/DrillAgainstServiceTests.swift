@@ -57,6 +57,16 @@ import Musl
         #expect(result.exit.code == 0, "\(result.exit)")
     }
 
+    /// Server-Sent Events streams open at the signal end with their last event and the
+    /// terminating chunk: complete responses, not lost ones.
+    @Test func eventStreamsOpenAtTheSignalEndCleanly() throws {
+        let result = try drill(path: "/events?count=1000&interval=50")
+        #expect(result.summary.lost == 0, "\(lostRequests(result))")
+        #expect(result.summary.okAfter >= 16, "each connection's stream ended after the signal")
+        #expect(result.exit.code == 0, "\(result.exit)")
+        #expect((result.exitMilliseconds ?? .infinity) < 3000)
+    }
+
     @Test func thePreDrainDelayKeepsServingThenDrainsWithoutLoss() throws {
         let result = try drill(path: "/health", serviceArguments: ["--shutdown-delay", "500ms"])
         #expect(result.summary.lost == 0, "\(lostRequests(result))")
