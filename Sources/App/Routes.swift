@@ -17,6 +17,8 @@ enum Routes {
         router.get("/delay") { request in try await delay(request, maxMilliseconds: maxDelayMilliseconds) }
         // Server-Sent Events, a streamed response that ends early when the server shuts down.
         router.get("/events", events)
+        // An upload read as it arrives, up to 1 GiB, never held whole.
+        router.post("/upload", body: .streamed(maxBytes: 1 << 30), upload)
         // Examples of a path parameter, a query parameter, a JSON body and a JSON answer.
         router.get("/hello/:name", hello)
         let store = dependencies.greetings
@@ -58,6 +60,16 @@ enum Routes {
                 }
             }
         }
+    }
+
+    /// `POST /upload` with any body up to 1 GiB → `{"bytes":N}`. The body comes 64 KiB at a
+    /// time as the client sends it: an upload costs the memory of one chunk.
+    @Sendable static func upload(_ request: Request) async throws -> Response {
+        var bytes = 0
+        if let body = request.bodyStream {
+            for try await chunk in body { bytes += chunk.count }
+        }
+        return .json(raw: Array(#"{"bytes":\#(bytes)}"#.utf8))
     }
 
     /// Query parameter `name` as an integer in `range`, `fallback` when absent; else a 400.

@@ -343,10 +343,19 @@ enum RawSocket {
 /// RSS and CPU time of another process, from /proc.
 enum ProcessStats {
     static func residentBytes(_ pid: Int32) throws -> Int {
+        try statusBytes(pid, "VmRSS:")
+    }
+
+    /// The most RSS the process has had (its high-water mark).
+    static func peakResidentBytes(_ pid: Int32) throws -> Int {
+        try statusBytes(pid, "VmHWM:")
+    }
+
+    private static func statusBytes(_ pid: Int32, _ field: String) throws -> Int {
         let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }),
               let kib = Int(line.split(separator: " ").dropFirst().first ?? "")
-        else { throw TestClient.Failure(description: "no VmRSS for \(pid)") }
+        else { throw TestClient.Failure(description: "no \(field) for \(pid)") }
         return kib * 1024
     }
 

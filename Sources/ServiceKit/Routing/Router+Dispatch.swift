@@ -10,6 +10,9 @@ extension Router {
         public var parameters: [String: String]
         /// The route the path matched, for metrics and logs; nil for a 404.
         public var route: RouteInfo?
+        /// For a handler registered with ``RequestBodyMode/streamed(maxBytes:)``, its limit:
+        /// the server then hands it the body as it arrives. Nil for a buffered body.
+        public var streamedBodyLimit: Int?
     }
 
     /// How the server, and ``respond(to:)``, dispatch a request: the matched route's handler;
@@ -17,9 +20,10 @@ extension Router {
     /// middleware); for `OPTIONS *`, a 200 with no body (a question about the server, RFC 9110
     /// §9.3.7, answered as Go's server answers it); for anything else a 404.
     public func resolve(method: String, path: String) -> Resolved {
-        switch match(method: method, path: path) {
-        case .found(let handler, let parameters, let route):
-            return Resolved(handler: handler, parameters: parameters, route: route)
+        switch lookup(method: method, path: path) {
+        case .found(let boxed, let parameters, let route):
+            return Resolved(
+                handler: boxed.handler, parameters: parameters, route: route, streamedBodyLimit: boxed.streamedBodyLimit)
         case .methodNotAllowed(let allow, let route, let middleware):
             let refusal = HTTPError(
                 status: 405, reason: "method not allowed", headers: ["Allow": allow.joined(separator: ", ")])
@@ -42,6 +46,7 @@ extension Router {
     /// middleware, `404`, `405` with `Allow`, a thrown ``HTTPError`` as its response, any other
     /// error as the generic `500` (logged as the server logs it). The response carries
     /// `X-Request-ID` when the request has an ID, and a `HEAD` response no body, as on the wire;
+    /// a route that streams its body reads the request's `body` through ``Request/bodyStream``;
     /// the server adds `Date`, `Content-Length` and `Connection` when it writes one.
     ///
     /// For tests: a route test needs no socket.
@@ -50,6 +55,11 @@ extension Router {
         let resolved = resolve(method: request.method, path: request.path)
         request.pathParameters = resolved.parameters
         request.route = resolved.route?.template
+        if let limit = resolved.streamedBodyLimit, request.bodyStream == nil {
+            // A streamed route reads `body` as the server would hand it over.
+            request.bodyStream = RequestBody(bytes: request.body, limit: limit)
+            request.body = []
+        }
         var response: Response
         do {
             response = try await resolved.handler(request)

@@ -4,6 +4,17 @@
 public typealias Handler = @Sendable (Request) async throws -> Response
 
 /// What the server knows of a matched route.
+/// How a route's handler gets the request body.
+public enum RequestBodyMode: Sendable, Equatable {
+    /// Whole, in ``Request/body``, before the handler runs; at most the server's
+    /// `maxBodyBytes` (`--max-body-bytes`).
+    case buffered
+    /// As it arrives, through ``Request/bodyStream``, at most `maxBytes` in all (an upload
+    /// route may allow a gigabyte). A client that sent `Expect: 100-continue` is told to go
+    /// on when the handler first reads.
+    case streamed(maxBytes: Int)
+}
+
 public struct RouteInfo: Sendable, Equatable {
     /// `/users/:id`: the route as registered, for logs and metrics labels.
     public let template: String
@@ -81,6 +92,9 @@ public struct Router: Sendable {
 
     struct BoxedHandler: Sendable {
         let handler: Handler
+        /// The most body bytes a streamed body may have (``RequestBodyMode/streamed(maxBytes:)``),
+        /// or nil for a buffered body.
+        let streamedBodyLimit: Int?
     }
 
     enum Segment: Sendable, Equatable {
@@ -135,9 +149,12 @@ public struct Router: Sendable {
     ///   registration on a path decides, for all of its methods.
     /// - Parameter middleware: wrapped around this route's handler, inside the router's and
     ///   the group's.
+    /// - Parameter body: how the handler gets the request body: whole in ``Request/body``
+    ///   (the default, bounded by the server's `maxBodyBytes`), or as it arrives through
+    ///   ``Request/bodyStream`` with a limit of its own.
     public mutating func on(
         _ method: String, _ path: String, accessLog: Bool = true, middleware: [any Middleware] = [],
-        _ handler: @escaping Handler
+        body: RequestBodyMode = .buffered, _ handler: @escaping Handler
     ) {
         precondition(path.utf8.first == UInt8(ascii: "/"), "a route path starts with /: \(path)")
         let fullPath = prefix.isEmpty ? path : path == "/" ? prefix : prefix + path
@@ -145,7 +162,12 @@ public struct Router: Sendable {
             part.hasPrefix(":") && part.count > 1 ? .parameter(String(part.dropFirst())) : .literal(String(part))
         }
         let chain = self.middleware + middleware
-        let boxed = BoxedHandler(handler: chain.isEmpty ? handler : Self.compose(chain, handler))
+        let limit: Int?
+        switch body {
+        case .buffered: limit = nil
+        case .streamed(let maxBytes): limit = max(maxBytes, 0)
+        }
+        let boxed = BoxedHandler(handler: chain.isEmpty ? handler : Self.compose(chain, handler), streamedBodyLimit: limit)
         if segments.allSatisfy({ if case .literal = $0 { true } else { false } }) {
             let key = Self.template(segments)
             let route = exact[key] ?? newRoute(segments, accessLog: accessLog)
@@ -169,14 +191,16 @@ public struct Router: Sendable {
         on("GET", path, accessLog: accessLog, middleware: middleware, handler)
     }
     public mutating func post(
-        _ path: String, accessLog: Bool = true, middleware: [any Middleware] = [], _ handler: @escaping Handler
+        _ path: String, accessLog: Bool = true, middleware: [any Middleware] = [], body: RequestBodyMode = .buffered,
+        _ handler: @escaping Handler
     ) {
-        on("POST", path, accessLog: accessLog, middleware: middleware, handler)
+        on("POST", path, accessLog: accessLog, middleware: middleware, body: body, handler)
     }
     public mutating func put(
-        _ path: String, accessLog: Bool = true, middleware: [any Middleware] = [], _ handler: @escaping Handler
+        _ path: String, accessLog: Bool = true, middleware: [any Middleware] = [], body: RequestBodyMode = .buffered,
+        _ handler: @escaping Handler
     ) {
-        on("PUT", path, accessLog: accessLog, middleware: middleware, handler)
+        on("PUT", path, accessLog: accessLog, middleware: middleware, body: body, handler)
     }
     public mutating func delete(
         _ path: String, accessLog: Bool = true, middleware: [any Middleware] = [], _ handler: @escaping Handler
@@ -185,9 +209,10 @@ public struct Router: Sendable {
     }
 
     public mutating func patch(
-        _ path: String, accessLog: Bool = true, middleware: [any Middleware] = [], _ handler: @escaping Handler
+        _ path: String, accessLog: Bool = true, middleware: [any Middleware] = [], body: RequestBodyMode = .buffered,
+        _ handler: @escaping Handler
     ) {
-        on("PATCH", path, accessLog: accessLog, middleware: middleware, handler)
+        on("PATCH", path, accessLog: accessLog, middleware: middleware, body: body, handler)
     }
 
     /// The outcome of looking up a request.
@@ -201,6 +226,22 @@ public struct Router: Sendable {
     /// Finds the handler for `method` and `path` (percent-encoded, as in the request), matched
     /// exactly (see ``Router``).
     public func match(method: String, path: String) -> Match {
+        switch lookup(method: method, path: path) {
+        case .found(let boxed, let parameters, let route): .found(boxed.handler, parameters: parameters, route: route)
+        case .notFound: .notFound
+        case .methodNotAllowed(let allow, let route, let middleware):
+            .methodNotAllowed(allow: allow, route: route, middleware: middleware)
+        }
+    }
+
+    /// ``Match``, with the registration's options beside the handler.
+    enum Lookup {
+        case found(BoxedHandler, parameters: [String: String], route: RouteInfo)
+        case notFound
+        case methodNotAllowed(allow: [String], route: RouteInfo, middleware: [any Middleware])
+    }
+
+    func lookup(method: String, path: String) -> Lookup {
         if let route = exact[path] {
             return select(route, method: method, parameters: [:])
         }
@@ -224,12 +265,12 @@ public struct Router: Sendable {
     }
 
     @inline(__always)
-    private func select(_ route: Route, method: String, parameters: [String: String]) -> Match {
+    private func select(_ route: Route, method: String, parameters: [String: String]) -> Lookup {
         if let boxed = route.handler(for: method) {
-            return .found(boxed.handler, parameters: parameters, route: route.info)
+            return .found(boxed, parameters: parameters, route: route.info)
         }
         if method == "HEAD", let boxed = route.handler(for: "GET") {
-            return .found(boxed.handler, parameters: parameters, route: route.info)
+            return .found(boxed, parameters: parameters, route: route.info)
         }
         var allow = Set(route.handlers.map(\.method))
         if allow.contains("GET") { allow.insert("HEAD") }

@@ -57,4 +57,33 @@ struct InputBuffer: ~Copyable {
     }
 
     mutating func didWrite(_ count: Int) { end += count }
+
+    /// Appends `bytes`, growing the buffer to hold them.
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
+        if storage.count - end < bytes.count {
+            let count = end - start
+            let grown = UnsafeMutableRawBufferPointer.allocate(byteCount: max(storage.count, count + bytes.count), alignment: 16)
+            if count > 0, let base = grown.baseAddress, let old = storage.baseAddress {
+                base.copyMemory(from: old + start, byteCount: count)
+            }
+            storage.deallocate()
+            storage = grown
+            start = 0
+            end = count
+        }
+        guard let base = storage.baseAddress else { return }
+        (base + end).copyMemory(from: source, byteCount: bytes.count)
+        end += bytes.count
+    }
+
+    /// Gives back a buffer grown past `capacity` (a pipelined request behind a streamed body)
+    /// once it is empty.
+    mutating func shrink(to capacity: Int) {
+        guard storage.count > capacity, start == end else { return }
+        storage.deallocate()
+        storage = .allocate(byteCount: capacity, alignment: 16)
+        start = 0
+        end = 0
+    }
 }

@@ -6,8 +6,13 @@ import Logging
 /// logger that carries it.
 public struct Request: Sendable {
     public var head: HTTPRequestHead
-    /// The body, after chunked decoding. Empty when the request had none.
+    /// The body, after chunked decoding. Empty when the request had none, and for a route
+    /// that streams its body (``bodyStream``).
     public var body: [UInt8]
+    /// The body as it arrives, for a route registered with
+    /// ``RequestBodyMode/streamed(maxBytes:)`` (empty when the request had none); nil for
+    /// every other route.
+    public var bodyStream: RequestBody?
     /// Values of the route's `:name` segments, percent-decoded.
     public var pathParameters: [String: String]
     /// The client's address, or nil if the socket could not tell.
@@ -22,12 +27,13 @@ public struct Request: Sendable {
     public var baseLogger: Logger
 
     public init(
-        head: HTTPRequestHead, body: [UInt8] = [], pathParameters: [String: String] = [:],
+        head: HTTPRequestHead, body: [UInt8] = [], bodyStream: RequestBody? = nil, pathParameters: [String: String] = [:],
         remoteAddress: SocketAddress? = nil, id: String = "", route: String? = nil,
         logger: Logger = Request.defaultLogger
     ) {
         self.head = head
         self.body = body
+        self.bodyStream = bodyStream
         self.pathParameters = pathParameters
         self.remoteAddress = remoteAddress
         self.id = id
