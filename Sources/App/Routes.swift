@@ -17,6 +17,8 @@ enum Routes {
         router.get("/delay") { request in try await delay(request, maxMilliseconds: maxDelayMilliseconds) }
         // Server-Sent Events, a streamed response that ends early when the server shuts down.
         router.get("/events", events)
+        // A download produced as the client reads it.
+        router.get("/download", download)
         // An upload read as it arrives, up to 1 GiB, never held whole.
         router.post("/upload", body: .streamed(maxBytes: 1 << 30), upload)
         // Examples of a path parameter, a query parameter, a JSON body and a JSON answer.
@@ -58,6 +60,21 @@ enum Routes {
                     try await events.send(ServerSentEvent(data: #"{"after":\#(n)}"#, event: "shutdown"))
                     return
                 }
+            }
+        }
+    }
+
+    /// `GET /download?bytes=N` → N bytes (up to 16 GiB, 1 MiB by default) of generated data,
+    /// chunked, written 64 KiB at a time as fast as the client reads: an export produced on the
+    /// fly, never held whole.
+    @Sendable static func download(_ request: Request) async throws -> Response {
+        let total = try integerQuery(request, "bytes", default: 1 << 20, in: 0...(1 << 34))
+        return Response(headers: ["Content-Type": "application/octet-stream"]) { writer in
+            let block = [UInt8](repeating: UInt8(ascii: "x"), count: 64 * 1024)
+            var left = total
+            while left > 0 {
+                try await writer.write(left >= block.count ? block : Array(block[..<left]))
+                left -= min(left, block.count)
             }
         }
     }

@@ -48,6 +48,25 @@ import TestSupport
         }
     }
 
+    @Test func downloadStreamsTheBytesAskedFor() async throws {
+        let response = try await call("GET", "/download?bytes=150000")
+        #expect(response.status == 200)
+        #expect(response.stream?.contentLength == nil, "chunked: produced as it goes")
+        #expect(try await response.collectBody() == [UInt8](repeating: UInt8(ascii: "x"), count: 150_000))
+        #expect(try await call("GET", "/download?bytes=0").collectBody().isEmpty)
+        #expect(try await call("GET", "/download").collectBody().count == 1 << 20)
+        for bad in ["bytes=-1", "bytes=x", "bytes=17179869185"] {
+            #expect(try await call("GET", "/download?\(bad)").status == 400, "\(bad)")
+        }
+    }
+
+    @Test func uploadCountsAStreamedBody() async throws {
+        let response = try await call("POST", "/upload", body: String(repeating: "u", count: 200_000), contentType: nil)
+        #expect(response.status == 200)
+        #expect(String(decoding: response.body, as: UTF8.self) == #"{"bytes":200000}"#)
+        #expect(String(decoding: try await call("POST", "/upload", contentType: nil).body, as: UTF8.self) == #"{"bytes":0}"#)
+    }
+
     @Test func helloReadsThePathAndQuery() async throws {
         #expect(try json(try await call("GET", "/hello/Ada"))["message"] as? String == "Hello, Ada!")
         #expect(try json(try await call("GET", "/hello/Ada%20L?greeting=Hi+there"))["message"] as? String == "Hi there, Ada L!")
