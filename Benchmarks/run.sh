@@ -9,6 +9,7 @@
 #   METRICS_AB=false  (leave out the second Swift instance run with --metrics=false, which
 #                      measures what recording metrics costs)
 #   BASELINE_BIN=path (add this service binary, another revision, to the same rounds: an A/B)
+#   BASELINE2_BIN=path (a second one, *Swift service, baseline 2*)
 #   SWIFT_PATH=/health (the path the Swift servers are loaded with, e.g. /hello/Ada for an
 #                      app route; Go and nginx always serve /health, so only the Swift rows
 #                      compare like with like then)
@@ -80,6 +81,11 @@ if [[ -n ${BASELINE_BIN:-} ]]; then
     [[ -x $BASELINE_BIN ]] || { echo "run.sh: BASELINE_BIN=$BASELINE_BIN is not an executable" >&2; exit 1; }
     BIN[swift-baseline]=$BASELINE_BIN
     SERVERS+=(swift-baseline)
+fi
+if [[ -n ${BASELINE2_BIN:-} ]]; then
+    [[ -x $BASELINE2_BIN ]] || { echo "run.sh: BASELINE2_BIN=$BASELINE2_BIN is not an executable" >&2; exit 1; }
+    BIN[swift-baseline2]=$BASELINE2_BIN
+    SERVERS+=(swift-baseline2)
 fi
 # nginx answering /health with a fixed body is the ceiling (Debian's nginx; NGINX=false skips it).
 if [[ ${NGINX:-true} == true ]]; then
@@ -312,6 +318,7 @@ wrk_version=$(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }' || true)
     [[ " ${SERVERS[*]} " == *" swift-nometrics "* ]] && echo && echo "The Swift service runs with its defaults (metrics on: every request counted and timed); *Swift service, metrics off* is the same binary with \`--metrics=false\`, in the same rounds."
     [[ ${SWIFT_PATH:-/health} != /health ]] && echo && echo "The Swift rows load \`GET ${SWIFT_PATH}\`; Go and nginx serve \`/health\`."
     [[ -n ${BASELINE_BIN:-} ]] && echo && echo "*Swift service, baseline* is \`$BASELINE_BIN\`$( [[ -n ${BASELINE_LABEL:-} ]] && echo " ($BASELINE_LABEL)"), with its defaults, in the same rounds."
+    [[ -n ${BASELINE2_BIN:-} ]] && echo && echo "*Swift service, baseline 2* is \`$BASELINE2_BIN\`$( [[ -n ${BASELINE2_LABEL:-} ]] && echo " ($BASELINE2_LABEL)"), with its defaults, in the same rounds."
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- machine: $(nproc) CPUs, $cpu_model, Linux $(uname -r)"

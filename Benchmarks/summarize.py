@@ -18,8 +18,9 @@ import statistics
 import sys
 
 NAMES = {"swift": "Swift service", "swift-nometrics": "Swift service, metrics off",
-         "swift-baseline": "Swift service, baseline", "go": "Go net/http", "nginx": "nginx, 1 process"}
-ORDER = ["swift", "swift-nometrics", "swift-baseline", "go", "nginx"]
+         "swift-baseline": "Swift service, baseline", "swift-baseline2": "Swift service, baseline 2",
+         "go": "Go net/http", "nginx": "nginx, 1 process"}
+ORDER = ["swift", "swift-nometrics", "swift-baseline", "swift-baseline2", "go", "nginx"]
 UNITS_US = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}
 
 

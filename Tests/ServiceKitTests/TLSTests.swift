@@ -58,6 +58,34 @@ import Testing
         }
     }
 
+    @Test func streamsBothWaysOverTLS() async throws {
+        var router = testRouter()
+        router.get("/stream") { _ in
+            Response { writer in
+                for _ in 0..<50 { try await writer.write(String(repeating: "s", count: 1000)) }
+            }
+        }
+        router.post("/count", body: .streamed(maxBytes: 1 << 20)) { request in
+            var bytes = 0
+            if let body = request.bodyStream {
+                for try await chunk in body { bytes += chunk.count }
+            }
+            return .text("\(bytes)")
+        }
+        try await withTLSServer(router: router) { port, _, _ in
+            let client = try TLSTestClient(port: port)
+            let upload = String(repeating: "u", count: 300_000)
+            try client.send("POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: \(upload.utf8.count)\r\n\r\n" + upload)
+            #expect(try client.readResponse().body == "300000")
+            try client.send(get("/stream", "Connection: close\r\n"))
+            let raw = String(decoding: try client.readUntilClose(), as: UTF8.self)
+            let parts = raw.components(separatedBy: "\r\n\r\n")
+            #expect(parts.first?.contains("Transfer-Encoding: chunked") == true)
+            #expect(raw.hasSuffix("\r\n0\r\n\r\n"), "the terminating chunk")
+            #expect(parts.dropFirst().joined().filter { $0 == "s" }.count == 50_000)
+        }
+    }
+
     @Test func tls11IsRefused() async throws {
         let log = CapturedLog()
         try await withTLSServer(log: log) { port, _, _ in

@@ -55,6 +55,13 @@ final class TLSTestClient {
         }
     }
 
+    /// Everything the server sends until it ends the session.
+    func readUntilClose() throws -> [UInt8] {
+        while try fill() {}
+        defer { buffer.removeAll() }
+        return buffer
+    }
+
     /// Whether the server ended the session (close_notify or EOF) before sending more.
     func isClosedByServer() -> Bool {
         guard buffer.isEmpty else { return false }
