@@ -183,7 +183,8 @@ extension HTTPServer {
             let requestID = Self.saneRequestID(head.headers["x-request-id"]) ?? state.newRequestID()
             var response: Response
             // The route's metrics label and log flag, rather than the optional RouteInfo kept
-            // across the awaits below: its copies there cost about 150 instructions a request.
+            // across the awaits below: copied through its generic value witnesses there, it cost
+            // about 400 instructions a request (callgrind, /health).
             let routeIndex = resolved.route?.index ?? router.templates.count
             let routeLogged = resolved.route?.accessLog ?? true
             connection.inFlight = Connection.InFlight(method: head.method, path: head.path, requestID: requestID)
@@ -504,7 +505,8 @@ extension HTTPServer {
 
     /// Serializes and writes a response. HEAD responses and 1xx/204/304 carry no body.
     ///
-    /// Inlined: as a call of its own, its async frame cost about 120 instructions a request.
+    /// Inlined: as a call of its own, with its own async frame, it cost about 190 instructions
+    /// a request (callgrind, /health).
     @inline(__always)
     nonisolated(nonsending) func send(
         _ response: Response, for head: HTTPRequestHead?, requestID: String?, keepAlive: Bool,
