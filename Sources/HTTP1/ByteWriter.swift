@@ -106,7 +106,7 @@ extension String {
     /// it on a parameter needs a local copy, which costs a retain and a release; a native
     /// string (every string on Linux) lends its storage without one.
     @inlinable @inline(__always)
-    package func withUTF8Bytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+    public func withUTF8Bytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
         if let result = try utf8.withContiguousStorageIfAvailable(body) { return result }
         var copy = self
         return try copy.withUTF8(body)
