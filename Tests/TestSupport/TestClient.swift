@@ -115,33 +115,15 @@ public final class TestClient {
     /// Reads the next chunk of a chunked body: its data, or nil for the last chunk (its
     /// trailer section read too). Throws when the connection closes mid-chunk.
     public func readChunk() throws -> [UInt8]? {
-        var lineEnd: Int?
-        while lineEnd == nil {
-            lineEnd = find([13, 10], in: buffer)
-            if lineEnd == nil {
-                guard try fill() else { throw Failure(description: "closed before a chunk's size line (truncated body)") }
-            }
-        }
-        guard let end = lineEnd else { throw Failure(description: "no size line") }
-        let sizeText = String(decoding: buffer[0..<end], as: UTF8.self).split(separator: ";").first.map(String.init) ?? ""
+        let sizeLine = try readLine(orFail: "closed before a chunk's size line (truncated body)")
+        let sizeText = String(decoding: sizeLine, as: UTF8.self).split(separator: ";").first.map(String.init) ?? ""
         guard let size = Int(sizeText, radix: 16), size >= 0 else {
             throw Failure(description: "bad chunk size \(sizeText.debugDescription)")
         }
-        buffer.removeFirst(end + 2)
         if size == 0 {
             // Trailer fields, then the empty line.
-            while true {
-                var fieldEnd: Int?
-                while fieldEnd == nil {
-                    fieldEnd = find([13, 10], in: buffer)
-                    if fieldEnd == nil {
-                        guard try fill() else { throw Failure(description: "closed in the trailer section") }
-                    }
-                }
-                guard let line = fieldEnd else { throw Failure(description: "no trailer line") }
-                buffer.removeFirst(line + 2)
-                if line == 0 { return nil }
-            }
+            while try !readLine(orFail: "closed in the trailer section").isEmpty {}
+            return nil
         }
         while buffer.count < size + 2 {
             guard try fill() else { throw Failure(description: "closed mid-chunk (truncated body)") }
@@ -150,6 +132,18 @@ public final class TestClient {
         let data = Array(buffer[0..<size])
         buffer.removeFirst(size + 2)
         return data
+    }
+
+    /// Reads up to the next CRLF and returns the line without it; throws `failure` if the
+    /// connection closes first.
+    private func readLine(orFail failure: String) throws -> [UInt8] {
+        while true {
+            if let end = find([13, 10], in: buffer) {
+                defer { buffer.removeFirst(end + 2) }
+                return Array(buffer[0..<end])
+            }
+            guard try fill() else { throw Failure(description: failure) }
+        }
     }
 
     /// Reads a response's status line and header section, leaving its body unread.

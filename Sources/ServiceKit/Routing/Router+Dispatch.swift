@@ -63,12 +63,9 @@ extension Router {
         var response: Response
         do {
             response = try await resolved.handler(request)
-        } catch let error as HTTPError {
-            response = Response(error: error)
         } catch {
-            Self.logFailure(
-                error, method: request.method, path: request.path, requestID: request.id, to: request.baseLogger)
-            response = .internalServerError
+            response = Self.answer(
+                to: error, method: request.method, path: request.path, requestID: request.id, logger: request.baseLogger)
         }
         if !request.id.isEmpty { response.headers.add(name: "X-Request-ID", value: request.id) }
         if request.method == "HEAD" {
@@ -76,6 +73,14 @@ extension Router {
             response.stream = nil
         }
         return response
+    }
+
+    /// The response to what a handler (or a streamed body before it sent anything) threw: an
+    /// ``HTTPError``'s own, else the generic 500, logged by ``logFailure(_:method:path:requestID:to:)``.
+    static func answer(to error: any Error, method: String, path: String, requestID: String, logger: Logger) -> Response {
+        if let error = error as? HTTPError { return Response(error: error) }
+        logFailure(error, method: method, path: path, requestID: requestID, to: logger)
+        return .internalServerError
     }
 
     /// The error line for a handler that threw something other than an ``HTTPError``. Takes the

@@ -68,13 +68,8 @@ extension HTTPServer {
                 if clientGone {
                     return StreamOutcome(sent: false, keepAlive: false, status: Self.clientClosedRequest, bytes: 0)
                 }
-                let answer: Response
-                if let error = failure as? HTTPError {
-                    answer = Response(error: error)
-                } else {
-                    Router.logFailure(failure, method: head.method, path: head.path, requestID: requestID, to: logger)
-                    answer = .internalServerError
-                }
+                let answer = Router.answer(
+                    to: failure, method: head.method, path: head.path, requestID: requestID, logger: logger)
                 let sent = await send(answer, for: head, requestID: requestID, keepAlive: keepAlive, stream: stream,
                                       state: state, output: &output)
                 return StreamOutcome(sent: sent, keepAlive: keepAlive, status: answer.status, bytes: answer.body.count)

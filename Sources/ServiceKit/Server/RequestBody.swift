@@ -104,9 +104,6 @@ final class RequestBodyReader {
         self.state = state
     }
 
-    var isComplete: Bool { decoder.isComplete }
-    /// Whether the client still waits for `100 Continue`: it has sent none of the body.
-    var neverInvited: Bool { awaitingContinue }
 
     func next() async throws -> [UInt8]? {
         guard !closed, state.loop.inLoop else {
@@ -173,7 +170,10 @@ final class RequestBodyReader {
     /// After the handler: reads and discards what it left of the body, up to ``discardLimit``.
     /// Returns whether the connection can serve another request.
     func discardRest() async -> Bool {
-        guard failure == nil, !awaitingContinue else { return decoder.isComplete && failure == nil }
+        // A failed body leaves the stream unframed; a client still waiting for its 100 Continue
+        // has sent nothing of the body and may or may not send it now.
+        if failure != nil { return false }
+        if awaitingContinue { return decoder.isComplete }
         var discarded = 0
         while !decoder.isComplete {
             guard discarded <= Self.discardLimit else { return false }

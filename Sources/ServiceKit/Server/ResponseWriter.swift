@@ -272,13 +272,8 @@ public final class ResponseWriter {
     }
 
     private func appendChunkSize(_ count: Int) {
-        // chunk-size in hex, then CRLF (RFC 9112 §7.1).
-        var shift = (Int.bitWidth - count.leadingZeroBitCount + 3) / 4 * 4
-        repeat {
-            shift -= 4
-            let nibble = UInt8(truncatingIfNeeded: (count >> shift) & 0xF)
-            pending.append(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10)
-        } while shift > 0
+        // chunk-size in hex, then CRLF (RFC 9112 §7.1); at most 16 digits, an inline string.
+        pending.append(contentsOf: String(count, radix: 16).utf8)
         pending.append(contentsOf: Self.crlf)
     }
 
