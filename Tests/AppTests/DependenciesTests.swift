@@ -135,6 +135,9 @@ final class StubGreetingStore: GreetingStore {
         let clock = ContinuousClock()
         let started = clock.now
         try await task.value
-        #expect(clock.now - started < .seconds(5))
+        // Loose: other suites' blocking reads can keep the shared pool from resuming the task for
+        // seconds (6.4 s seen in CI's TLS run). A pruner that spun would never return, and one
+        // that slept out its 60 s interval would pass this bound by far.
+        #expect(clock.now - started < .seconds(30))
     }
 }
