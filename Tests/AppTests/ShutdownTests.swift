@@ -265,8 +265,7 @@ import ServiceKit
     }
 
     @Test func aServerThatAcceptsButNeverAnswersExits1AtTheTimeout() throws {
-        let listener = try RawListener()
-        let result = try probe(["--port", String(listener.port), "--health-check-timeout", "300ms"])
+        let result = try RawListener().serving { try probe(["--port", String($0), "--health-check-timeout", "300ms"]) }
         #expect(result.status == 1)
         #expect(result.stderr.contains("no answer"), "\(result.stderr)")
         #expect(result.seconds < 3, "\(result.seconds) s")
@@ -274,7 +273,7 @@ import ServiceKit
 
     @Test func aNon200AnswerExits1() throws {
         let listener = try RawListener(reply: "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
-        let result = try probe(["--port", String(listener.port)])
+        let result = try listener.serving { try probe(["--port", String($0)]) }
         #expect(result.status == 1)
         #expect(result.stderr.contains("503"), "\(result.stderr)")
     }
@@ -282,7 +281,7 @@ import ServiceKit
     /// The reproduction: a listener that sends the start of a 200 and never ends the line.
     @Test func aStatusLineThatNeverEndsExits1() throws {
         let listener = try RawListener(reply: "HTTP/1.1 200 " + String(repeating: "x", count: 5000))
-        let result = try probe(["--port", String(listener.port)])
+        let result = try listener.serving { try probe(["--port", String($0)]) }
         #expect(result.status == 1)
         #expect(result.stderr.contains("no status line end within 1024 bytes"), "\(result.stderr)")
     }
@@ -318,9 +317,10 @@ import ServiceKit
 
     @Test(arguments: statusLines)
     func onlyACompleteValid2xxStatusLinePasses(reply: String, healthy: Bool) throws {
-        let listener = try RawListener(reply: reply)
-        let address = try #require(SocketAddress(host: "127.0.0.1", port: listener.port))
-        let result = HealthProbe.check(address, timeout: .seconds(3))
+        let result = try RawListener(reply: reply).serving { port in
+            let address = try #require(SocketAddress(host: "127.0.0.1", port: port))
+            return HealthProbe.check(address, timeout: .seconds(3))
+        }
         if healthy {
             #expect(throws: Never.self, "\(reply.prefix(40).debugDescription)") { try result.get() }
         } else {
@@ -364,6 +364,13 @@ final class RawListener {
                 }
             }
         }
+    }
+
+    /// Runs `body` with the listener's port while the listener stays open. Reading `port` alone
+    /// does not keep it open: Swift may release a value after its last use, and a port freed
+    /// early can be bound by another test's listener and answer this probe with its reply.
+    func serving<T>(_ body: (Int) throws -> T) rethrows -> T {
+        try withExtendedLifetime(self) { try body(port) }
     }
 
     deinit {
