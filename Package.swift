@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        .package(url: "https://github.com/swift-otel/swift-w3c-trace-context.git", from: "1.0.0"),
     ],
     targets: [
         // The few Linux calls and constants the Glibc/Musl Swift modules do not import
@@ -50,6 +52,11 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 // The backend the runtime bootstraps: `/metrics` in Prometheus' text format.
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                // Tracing: spans through swift-distributed-tracing's API (any tracer can take
+                // them; its InstrumentationContext is the ServiceContext), W3C `traceparent` and
+                // `tracestate` through swift-w3c-trace-context.
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
             ]
         ),
         // The application: its routes, handlers and settings; the runtime is ServiceKit's.
@@ -74,6 +81,9 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
             ]
         ),
         .testTarget(

@@ -1,6 +1,7 @@
 import Logging
 import Synchronization
 import Testing
+import W3CTraceContext
 @testable import ServiceKit
 
 @Suite struct AccessLogTests {
@@ -10,17 +11,35 @@ import Testing
         return line.replacingCharacters(in: start.lowerBound...end, with: "")
     }
 
+    /// IDs whose bytes run up from `seed`, so every hex digit pair appears somewhere.
+    static func traceID(_ seed: UInt8) -> TraceID {
+        var id = TraceID.null
+        withUnsafeMutableBytes(of: &id) { for i in $0.indices { $0[i] = seed &+ UInt8(i) &* 17 } }
+        return id
+    }
+
+    static func spanID(_ seed: UInt8) -> SpanID {
+        var id = SpanID.null
+        withUnsafeMutableBytes(of: &id) { for i in $0.indices { $0[i] = seed &+ UInt8(i) &* 31 } }
+        return id
+    }
+
     static let entries = [
         AccessLogEntry(method: "GET", path: "/health", status: 200, bytes: 15, durationMicroseconds: 244,
-                       remote: "127.0.0.1", requestID: "a10e8e31c35213af", userAgent: "curl/7.88.1"),
+                       remote: "127.0.0.1", requestID: "a10e8e31c35213af", traceID: Self.traceID(0x00), spanID: Self.spanID(0x00),
+                       userAgent: "curl/7.88.1"),
         AccessLogEntry(method: "POST", path: "/a\"b\\c\r\n{\"forged\":1}", status: 413, bytes: 0, durationMicroseconds: 1_000,
-                       remote: "::1", requestID: "x", userAgent: "evil\u{0}\u{1b}[31m\u{2028}é🙂"),
+                       remote: "::1", requestID: "x", traceID: Self.traceID(0x0f), spanID: Self.spanID(0x0f),
+                       userAgent: "evil\u{0}\u{1b}[31m\u{2028}é🙂"),
         AccessLogEntry(method: "DELETE", path: String(repeating: "p", count: 5000), status: 500, bytes: 123_456_789,
-                       durationMicroseconds: 12_345_678, remote: "-", requestID: "-", userAgent: "-"),
+                       durationMicroseconds: 12_345_678, remote: "-", requestID: "-", traceID: Self.traceID(0xf0), spanID: Self.spanID(0xf0),
+                       userAgent: "-"),
         AccessLogEntry(method: "GET", path: "/", status: 204, bytes: 0, durationMicroseconds: 1_050,
-                       remote: "10.0.0.1", requestID: "r", userAgent: "ua"),
+                       remote: "10.0.0.1", requestID: "r", traceID: Self.traceID(0xff), spanID: Self.spanID(0xff),
+                       userAgent: "ua"),
         AccessLogEntry(method: "GET", path: "/", status: 204, bytes: 0, durationMicroseconds: 7_005,
-                       remote: "10.0.0.1", requestID: "r", userAgent: "ua"),
+                       remote: "10.0.0.1", requestID: "r", traceID: Self.traceID(0x5a), spanID: Self.spanID(0x5a),
+                       userAgent: "ua"),
     ]
 
     @Test(arguments: entries)

@@ -1,4 +1,5 @@
 import Logging
+import W3CTraceContext
 
 /// AccessLogEntry is what the server records about one exchange.
 struct AccessLogEntry {
@@ -10,6 +11,8 @@ struct AccessLogEntry {
     var durationMicroseconds: UInt64
     var remote: String
     var requestID: String
+    var traceID: TraceID
+    var spanID: SpanID
     var userAgent: String
 }
 
@@ -99,7 +102,7 @@ struct AccessLog {
         // The whole line in one reservation of its largest possible size (see ByteWriter):
         // written piece by piece into an [UInt8] it cost about 5,800 instructions.
         let limit = handler.maxValueBytes
-        let bound = 160 + ByteWriter.maxTimeBytes + afterTime.count
+        let bound = 220 + ByteWriter.maxTimeBytes + afterTime.count
             + ByteWriter.jsonStringBound(entry.method, maxBytes: limit) + ByteWriter.jsonStringBound(entry.path, maxBytes: limit)
             + ByteWriter.jsonStringBound(entry.remote, maxBytes: limit)
             + ByteWriter.jsonStringBound(entry.requestID, maxBytes: limit)
@@ -119,9 +122,13 @@ struct AccessLog {
             line.writeJSONString(entry.remote, maxBytes: limit)
             line.write(",\"request_id\":")
             line.writeJSONString(entry.requestID, maxBytes: limit)
-            line.write(",\"status\":")
+            line.write(",\"span_id\":\"")
+            withUnsafeBytes(of: entry.spanID.bytes) { line.writeHex($0) }
+            line.write("\",\"status\":")
             line.writeInteger(Int64(entry.status))
-            line.write(",\"user_agent\":")
+            line.write(",\"trace_id\":\"")
+            withUnsafeBytes(of: entry.traceID.bytes) { line.writeHex($0) }
+            line.write("\",\"user_agent\":")
             line.writeJSONString(entry.userAgent, maxBytes: limit)
             line.write("}\n")
         }
@@ -137,6 +144,8 @@ struct AccessLog {
             "duration_ms": .stringConvertible(Double(entry.durationMicroseconds) / 1000),
             "remote": .string(entry.remote),
             "request_id": .string(entry.requestID),
+            "trace_id": .string(entry.traceID.description),
+            "span_id": .string(entry.spanID.description),
             "user_agent": .string(entry.userAgent),
         ]
     }

@@ -22,6 +22,8 @@ public struct RouteInfo: Sendable, Equatable {
     public let index: Int
     /// Whether its requests get an access-log line.
     public internal(set) var accessLog: Bool
+    /// Whether its requests get a server span when a tracer is bootstrapped (``ServerTracing``).
+    public internal(set) var traced: Bool = true
 }
 
 /// Router maps a method and a path to a handler.
@@ -66,7 +68,7 @@ public struct Router: Sendable {
         }
 
         convenience init(segments: [Segment], index: Int, accessLog: Bool, middleware: [any Middleware]) {
-            let info = RouteInfo(template: Router.template(segments), index: index, accessLog: accessLog)
+            let info = RouteInfo(template: Router.template(segments), index: index, accessLog: accessLog, traced: true)
             self.init(segments: segments, info: info, handlers: [], refusalMiddleware: middleware)
         }
 
@@ -76,8 +78,8 @@ public struct Router: Sendable {
         }
 
         /// This route with `boxed` registered for `method` (replacing an earlier handler for
-        /// it) and `accessLog` for all its methods.
-        func setting(_ method: String, _ boxed: BoxedHandler, accessLog: Bool) -> Route {
+        /// it), and `accessLog` and `traced` for all its methods.
+        func setting(_ method: String, _ boxed: BoxedHandler, accessLog: Bool, traced: Bool) -> Route {
             var handlers = handlers
             if let index = handlers.firstIndex(where: { $0.method == method }) {
                 handlers[index].boxed = boxed
@@ -86,6 +88,7 @@ public struct Router: Sendable {
             }
             var info = info
             info.accessLog = accessLog
+            info.traced = traced
             return Route(segments: segments, info: info, handlers: handlers, refusalMiddleware: refusalMiddleware)
         }
     }
@@ -147,13 +150,16 @@ public struct Router: Sendable {
     ///   server's `accessLog` setting still turns all of them off). For endpoints polled so
     ///   often that their lines would drown the rest, such as `/metrics`. The last
     ///   registration on a path decides, for all of its methods.
+    /// - Parameter traced: whether its requests get a server span when a tracer is
+    ///   bootstrapped (``ServerTracing``); the probes are registered without. Their trace IDs
+    ///   still reach the logs. The last registration on a path decides, as for `accessLog`.
     /// - Parameter middleware: wrapped around this route's handler, inside the router's and
     ///   the group's.
     /// - Parameter body: how the handler gets the request body: whole in ``Request/body``
     ///   (the default, bounded by the server's `maxBodyBytes`), or as it arrives through
     ///   ``Request/bodyStream`` with a limit of its own.
     public mutating func on(
-        _ method: String, _ path: String, accessLog: Bool = true, middleware: [any Middleware] = [],
+        _ method: String, _ path: String, accessLog: Bool = true, traced: Bool = true, middleware: [any Middleware] = [],
         body: RequestBodyMode = .buffered, _ handler: @escaping Handler
     ) {
         precondition(path.utf8.first == UInt8(ascii: "/"), "a route path starts with /: \(path)")
@@ -171,11 +177,12 @@ public struct Router: Sendable {
         if segments.allSatisfy({ if case .literal = $0 { true } else { false } }) {
             let key = Self.template(segments)
             let route = exact[key] ?? newRoute(segments, accessLog: accessLog)
-            exact[key] = route.setting(method, boxed, accessLog: accessLog)
+            exact[key] = route.setting(method, boxed, accessLog: accessLog, traced: traced)
         } else if let index = parameterized.firstIndex(where: { $0.segments == segments }) {
-            parameterized[index] = parameterized[index].setting(method, boxed, accessLog: accessLog)
+            parameterized[index] = parameterized[index].setting(method, boxed, accessLog: accessLog, traced: traced)
         } else {
-            parameterized.append(newRoute(segments, accessLog: accessLog).setting(method, boxed, accessLog: accessLog))
+            parameterized.append(
+                newRoute(segments, accessLog: accessLog).setting(method, boxed, accessLog: accessLog, traced: traced))
         }
     }
 

@@ -1,4 +1,5 @@
 import Logging
+import Tracing
 
 extension HTTPServer {
     /// How long a keep-alive connection waits for its next request in its task before it is
@@ -188,13 +189,27 @@ extension HTTPServer {
             let routeIndex = resolved.route?.index ?? router.templates.count
             let routeLogged = resolved.route?.accessLog ?? true
             connection.inFlight = Connection.InFlight(method: head.method, path: head.path, requestID: requestID)
+            // A server span only with a tracer, and for a traced route (or none matched).
+            var trace = state.newTrace(head.headers)
+            var span: (any Span)?
+            if let tracing, resolved.route?.traced ?? true {
+                let started = tracing.startSpan(
+                    head: head, route: resolved.route?.template, remote: remote, scheme: connection.scheme,
+                    serverPort: state.serverPort)
+                if let context = tracing.spanContext(started.context) {
+                    trace = RequestTrace(
+                        traceID: context.traceID, spanID: context.spanID, parentSpanID: trace.parentSpanID,
+                        flags: context.flags, state: context.state)
+                }
+                span = started
+            }
             let request = Request(
                 head: head, body: body,
                 bodyStream: resolved.streamedBodyLimit.map { limit in
                     bodyReader.map { RequestBody(reader: $0) } ?? RequestBody(bytes: [], limit: limit)
                 },
                 pathParameters: resolved.parameters, remoteAddress: remote, id: requestID,
-                route: resolved.route?.template, logger: logger)
+                route: resolved.route?.template, trace: trace, logger: logger)
             // With nothing more buffered, the client's FIN or reset means it has gone (a
             // pipelined request behind this one means it has not), and the handler's task is
             // cancelled, as Go cancels `r.Context()`; a FIN that came with the request cancels
@@ -207,14 +222,19 @@ extension HTTPServer {
             }
             // The same dispatch as Router.respond(to:), which tests call without a socket.
             do {
-                response = try await resolved.handler(consume request)
+                if let span {
+                    response = try await Self.call(resolved.handler, with: consume request, in: span.context)
+                } else {
+                    response = try await resolved.handler(consume request)
+                }
             } catch let error as HTTPError where !connection.clientGone {
                 response = Response(error: error)
             } catch {
                 connection.watchesHangup = false
                 if connection.clientGone {
                     clientLeft(head: head, routeIndex: routeIndex, logged: routeLogged, started: started, requestID: requestID,
-                               connection: connection, state: state)
+                               trace: trace, connection: connection, state: state)
+                    if let span { ServerTracing.end(span, status: Self.clientClosedRequest) }
                     return
                 }
                 // Cut by the drain deadline, the request was logged as "request cut".
@@ -255,8 +275,9 @@ extension HTTPServer {
             }
             if routeLogged {
                 logAccess(head: head, status: status, bytes: bodyBytes, elapsed: elapsed,
-                          remote: connection.remoteHost, requestID: requestID, state: state)
+                          remote: connection.remoteHost, requestID: requestID, trace: trace, state: state)
             }
+            if let span { ServerTracing.end(span, status: status) }
             guard sent else { return }
             if !keepAlive {
                 await lingeringClose(stream, loop: loop)
@@ -264,6 +285,14 @@ extension HTTPServer {
             }
             connection.answeredOne = true
         }
+    }
+
+    /// Calls `handler` with `context` as the task's `InstrumentationContext.current`: a traced
+    /// request's handler, which sees its server span as the parent of any span it starts.
+    static func call(
+        _ handler: Handler, with request: consuming Request, in context: InstrumentationContext
+    ) async throws -> Response {
+        try await InstrumentationContext.$current.withValue(context) { [request] in try await handler(request) }
     }
 
     /// The status logged and counted for a request whose client closed the connection before
@@ -282,8 +311,8 @@ extension HTTPServer {
     /// request ID, at once. Nothing is written back: the caller closes the connection, and a
     /// client that only half-closed reads the end of the stream with no response.
     private func clientLeft(
-        head: HTTPRequestHead, routeIndex: Int, logged: Bool, started: UInt64, requestID: String, connection: Connection,
-        state: LoopState
+        head: HTTPRequestHead, routeIndex: Int, logged: Bool, started: UInt64, requestID: String, trace: RequestTrace,
+        connection: Connection, state: LoopState
     ) {
         connection.inFlight = nil
         let elapsed = EventLoop.now() &- started
@@ -293,7 +322,7 @@ extension HTTPServer {
         }
         if logged {
             logAccess(head: head, status: Self.clientClosedRequest, bytes: 0, elapsed: elapsed,
-                      remote: connection.remoteHost, requestID: requestID, state: state)
+                      remote: connection.remoteHost, requestID: requestID, trace: trace, state: state)
         }
     }
 
@@ -566,7 +595,7 @@ extension HTTPServer {
         }
         if let head {
             logAccess(head: head, status: error.status, bytes: response.body.count, elapsed: elapsed,
-                      remote: remote?.host ?? "-", requestID: requestID, state: state)
+                      remote: remote?.host ?? "-", requestID: requestID, trace: state.newTrace(head.headers), state: state)
         } else {
             accessLog.logger.info("request refused", metadata: [
                 "status": .stringConvertible(error.status), "reason": "\(error.reason)",
@@ -590,12 +619,15 @@ extension HTTPServer {
         }
     }
 
-    func logAccess(head: HTTPRequestHead, status: Int, bytes: Int, elapsed: UInt64, remote: String, requestID: String, state: LoopState) {
+    func logAccess(
+        head: HTTPRequestHead, status: Int, bytes: Int, elapsed: UInt64, remote: String, requestID: String,
+        trace: RequestTrace, state: LoopState
+    ) {
         guard configuration.accessLog else { return }
         let entry = AccessLogEntry(
             method: head.method, path: head.path, status: status, bytes: bytes,
             durationMicroseconds: elapsed / 1000, remote: remote,
-            requestID: requestID, userAgent: head.headers["user-agent"] ?? "-")
+            requestID: requestID, traceID: trace.traceID, spanID: trace.spanID, userAgent: head.headers["user-agent"] ?? "-")
         accessLog.log(entry, into: &state.logBatch)
     }
 

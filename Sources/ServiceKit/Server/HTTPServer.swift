@@ -24,6 +24,9 @@ public final class HTTPServer: Service, @unchecked Sendable {
     let limits: HTTPLimits
     /// Nil when the server was made without a metrics factory.
     public let metrics: ServerMetrics?
+    /// The tracer that gets a span per request; nil records none (the default when no tracer
+    /// is bootstrapped), though every request still has its ``RequestTrace`` in the logs.
+    public let tracing: ServerTracing?
     #if TLS
     /// The certificate and key new connections get, or nil for plain HTTP (set once, in init).
     public private(set) var tls: TLSCertificates?
@@ -66,11 +69,16 @@ public final class HTTPServer: Service, @unchecked Sendable {
     ///   - readiness: the state a readiness route reports; the server marks it draining when
     ///     a graceful shutdown begins.
     ///   - metricsFactory: where the server's metrics go (``ServerMetrics``); nil records none.
+    ///   - tracing: the tracer that gets a span per request; by default the bootstrapped one
+    ///     (`InstrumentationSystem.bootstrap`), if any, with the log lines carrying the IDs of
+    ///     its spans where their context holds a ``RequestTrace`` (``ServerTracing``).
     public init(
         configuration: ServerConfiguration, router: Router, logger: Logger, accessLogger: Logger? = nil,
-        readiness: Readiness = Readiness(), metricsFactory: (any MetricsFactory)? = nil
+        readiness: Readiness = Readiness(), metricsFactory: (any MetricsFactory)? = nil,
+        tracing: ServerTracing? = .bootstrapped()
     ) {
         self.configuration = configuration
+        self.tracing = tracing
         metrics = metricsFactory.map { ServerMetrics(factory: $0, routes: router.templates) }
         self.readiness = readiness
         self.router = router
@@ -87,10 +95,11 @@ public final class HTTPServer: Service, @unchecked Sendable {
     /// A server that speaks HTTPS with `tls` (HTTP/1.1 over TLS 1.2 or 1.3); nil serves plain HTTP.
     public convenience init(
         configuration: ServerConfiguration, router: Router, logger: Logger, accessLogger: Logger? = nil,
-        readiness: Readiness = Readiness(), metricsFactory: (any MetricsFactory)? = nil, tls: TLSCertificates?
+        readiness: Readiness = Readiness(), metricsFactory: (any MetricsFactory)? = nil,
+        tracing: ServerTracing? = .bootstrapped(), tls: TLSCertificates?
     ) {
         self.init(configuration: configuration, router: router, logger: logger, accessLogger: accessLogger,
-                  readiness: readiness, metricsFactory: metricsFactory)
+                  readiness: readiness, metricsFactory: metricsFactory, tracing: tracing)
         self.tls = tls
     }
     #endif
@@ -143,6 +152,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
             do {
                 let loop = try EventLoop(index: index)
                 let loopState = LoopState(loop: loop, routeLabels: metrics?.routes.count ?? 0)
+                loopState.serverPort = bound.port
                 let metrics = metrics
                 loop.execute {
                     LogSink.beginBatchingOnCurrentThread()

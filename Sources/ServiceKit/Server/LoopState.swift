@@ -31,6 +31,8 @@ final class LoopState: @unchecked Sendable {
     @exclusivity(unchecked) private var dateSecond = -1
     @exclusivity(unchecked) private var dateBytes: [UInt8] = []
     @exclusivity(unchecked) private var random: SplitMix64
+    /// The port the server listens on (a span's `server.port`); set before the loop serves.
+    @exclusivity(unchecked) var serverPort = 0
 
     /// This loop's request counts, durations and bytes not yet handed to the server's metrics.
     @exclusivity(unchecked) var metrics: LoopMetrics
@@ -100,6 +102,12 @@ final class LoopState: @unchecked Sendable {
         Self.requestID(random.next())
     }
 
+    /// The trace of a request with these header fields: its caller's, or a new one (loop
+    /// thread only).
+    func newTrace(_ headers: HTTPHeaders) -> RequestTrace {
+        RequestTrace.start(headers: headers, random: &random)
+    }
+
     static func requestID(_ value: UInt64) -> String {
         let digits: StaticString = "0123456789abcdefghjkmnpqrstvwxyz"
         return String(unsafeUninitializedCapacity: 13) { out in
@@ -118,6 +126,15 @@ final class Connection: @unchecked Sendable {
     /// Go's ConnState, less `new` (a plain connection is active from accept, a TLS one idle
     /// until its first bytes) and `closed` (it is then removed from the table).
     enum Phase { case active, idle }
+
+    /// `https` for a TLS connection, `http` for a plain one (a span's `url.scheme`).
+    var scheme: String {
+        #if TLS
+        tls != nil ? "https" : "http"
+        #else
+        "http"
+        #endif
+    }
 
     /// The request whose handler is running or whose response is being written, for the log
     /// line if the drain deadline cuts it.

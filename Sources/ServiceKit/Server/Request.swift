@@ -1,5 +1,6 @@
 @_exported import HTTP1
 import Logging
+import W3CTraceContext
 
 /// Request is what a handler sees: the parsed head, the whole body (bounded by
 /// ``ServerConfiguration/maxBodyBytes``), the route's path parameters, the request ID and a
@@ -23,13 +24,16 @@ public struct Request: Sendable {
     /// The template of the route that matched (`/hello/:name`), set before middleware runs;
     /// nil for a request no route matched.
     public var route: String?
+    /// The request's place in a distributed trace: the caller's trace continued from its
+    /// `traceparent`, or a new one (see ``RequestTrace``).
+    public var trace: RequestTrace
     /// The logger ``logger`` adds the request's fields to: the server's.
     public var baseLogger: Logger
 
     public init(
         head: HTTPRequestHead, body: [UInt8] = [], bodyStream: RequestBody? = nil, pathParameters: [String: String] = [:],
         remoteAddress: SocketAddress? = nil, id: String = "", route: String? = nil,
-        logger: Logger = Request.defaultLogger
+        trace: RequestTrace? = nil, logger: Logger = Request.defaultLogger
     ) {
         self.head = head
         self.body = body
@@ -38,6 +42,12 @@ public struct Request: Sendable {
         self.remoteAddress = remoteAddress
         self.id = id
         self.route = route
+        if let trace {
+            self.trace = trace
+        } else {
+            var random = SystemRandomNumberGenerator()
+            self.trace = RequestTrace.start(headers: head.headers, random: &random)
+        }
         baseLogger = logger
     }
 
@@ -65,13 +75,15 @@ public struct Request: Sendable {
     /// handler.
     public static let defaultLogger = Logger(label: "request")
 
-    /// A logger whose lines carry this request's `request_id` and `route`, through the same
-    /// handler as the server's own lines. Made on each use: keep it in a local to log several
-    /// lines.
+    /// A logger whose lines carry this request's `request_id`, `route`, `trace_id` and
+    /// `span_id`, through the same handler as the server's own lines. Made on each use: keep
+    /// it in a local to log several lines.
     public var logger: Logger {
         var logger = baseLogger
         logger[metadataKey: "request_id"] = .string(id)
         if let route { logger[metadataKey: "route"] = .string(route) }
+        logger[metadataKey: "trace_id"] = .string(trace.traceID.description)
+        logger[metadataKey: "span_id"] = .string(trace.spanID.description)
         return logger
     }
 

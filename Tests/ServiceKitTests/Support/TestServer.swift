@@ -77,11 +77,12 @@ func withServer(
     router: Router = testRouter(),
     log: CapturedLog = CapturedLog(),
     metrics: TestMetrics? = nil,
+    tracing: ServerTracing? = nil,
     configure: (inout ServerConfiguration) -> Void = { _ in },
     _ body: (_ port: Int, _ server: HTTPServer) async throws -> Void
 ) async throws {
     let server = HTTPServer(configuration: testConfiguration(configure), router: router, logger: log.logger("server"),
-                            accessLogger: log.logger("access"), metricsFactory: metrics)
+                            accessLogger: log.logger("access"), metricsFactory: metrics, tracing: tracing)
     try await serving(server) { try await body($0, server) }
 }
 
