@@ -36,8 +36,10 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
 
     /// The first value of the field called `name`, or nil.
     public subscript(name: String) -> String? {
-        for field in fields where Self.equalsIgnoringCase(field.name, name) {
-            return field.value
+        // By index, borrowing each name in place: `for field in fields` copied every field
+        // out, a retain and a release of both its strings per field per lookup.
+        for index in fields.indices where Self.equalsIgnoringCase(fields[index].name, name) {
+            return fields[index].value
         }
         return nil
     }

@@ -123,11 +123,13 @@ struct AccessLog {
             line.write(",\"request_id\":")
             line.writeJSONString(entry.requestID, maxBytes: limit)
             line.write(",\"span_id\":\"")
-            withUnsafeBytes(of: entry.spanID.bytes) { line.writeHex($0) }
+            line.writeHex(entry.spanID.word)
             line.write("\",\"status\":")
             line.writeInteger(Int64(entry.status))
             line.write(",\"trace_id\":\"")
-            withUnsafeBytes(of: entry.traceID.bytes) { line.writeHex($0) }
+            let (high, low) = entry.traceID.words
+            line.writeHex(high)
+            line.writeHex(low)
             line.write("\",\"user_agent\":")
             line.writeJSONString(entry.userAgent, maxBytes: limit)
             line.write("}\n")

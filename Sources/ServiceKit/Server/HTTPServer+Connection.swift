@@ -191,17 +191,15 @@ extension HTTPServer {
             connection.inFlight = Connection.InFlight(method: head.method, path: head.path, requestID: requestID)
             // A server span only with a tracer, and for a traced route (or none matched).
             var trace = state.newTrace(head.headers)
-            var span: (any Span)?
-            if let tracing, resolved.route?.traced ?? true {
+            if tracesRequests, let tracing, resolved.route?.traced ?? true {
                 let started = tracing.startSpan(
                     head: head, route: resolved.route?.template, remote: remote, scheme: connection.scheme,
                     serverPort: state.serverPort)
                 if let context = tracing.spanContext(started.context) {
                     trace = RequestTrace(
-                        traceID: context.traceID, spanID: context.spanID, parentSpanID: trace.parentSpanID,
-                        flags: context.flags, state: context.state)
+                        traceID: context.traceID, spanID: context.spanID, parentSpanID: trace.parentSpanID, flags: context.flags)
                 }
-                span = started
+                connection.span = started
             }
             let request = Request(
                 head: head, body: body,
@@ -222,8 +220,8 @@ extension HTTPServer {
             }
             // The same dispatch as Router.respond(to:), which tests call without a socket.
             do {
-                if let span {
-                    response = try await Self.call(resolved.handler, with: consume request, in: span.context)
+                if tracesRequests, let span = connection.span {
+                    response = try await Self.call(resolved.handler, with: request, in: span.context)
                 } else {
                     response = try await resolved.handler(consume request)
                 }
@@ -234,7 +232,7 @@ extension HTTPServer {
                 if connection.clientGone {
                     clientLeft(head: head, routeIndex: routeIndex, logged: routeLogged, started: started, requestID: requestID,
                                trace: trace, connection: connection, state: state)
-                    if let span { ServerTracing.end(span, status: Self.clientClosedRequest) }
+                    if tracesRequests { endSpan(of: connection, status: Self.clientClosedRequest) }
                     return
                 }
                 // Cut by the drain deadline, the request was logged as "request cut".
@@ -277,7 +275,7 @@ extension HTTPServer {
                 logAccess(head: head, status: status, bytes: bodyBytes, elapsed: elapsed,
                           remote: connection.remoteHost, requestID: requestID, trace: trace, state: state)
             }
-            if let span { ServerTracing.end(span, status: status) }
+            if tracesRequests { endSpan(of: connection, status: status) }
             guard sent else { return }
             if !keepAlive {
                 await lingeringClose(stream, loop: loop)
@@ -293,6 +291,13 @@ extension HTTPServer {
         _ handler: Handler, with request: consuming Request, in context: InstrumentationContext
     ) async throws -> Response {
         try await InstrumentationContext.$current.withValue(context) { [request] in try await handler(request) }
+    }
+
+    /// Ends the server span of the request `connection` served, if it has one.
+    func endSpan(of connection: Connection, status: Int) {
+        guard let span = connection.span else { return }
+        connection.span = nil
+        ServerTracing.end(span, status: status)
     }
 
     /// The status logged and counted for a request whose client closed the connection before

@@ -45,8 +45,7 @@ public struct Request: Sendable {
         if let trace {
             self.trace = trace
         } else {
-            var random = SystemRandomNumberGenerator()
-            self.trace = RequestTrace.start(headers: head.headers, random: &random)
+            self.trace = RequestTrace.start(headers: head.headers)
         }
         baseLogger = logger
     }
@@ -85,6 +84,13 @@ public struct Request: Sendable {
         logger[metadataKey: "trace_id"] = .string(trace.traceID.description)
         logger[metadataKey: "span_id"] = .string(trace.spanID.description)
         return logger
+    }
+
+    /// The caller's `tracestate`, validated, to pass on with ``RequestTrace/traceparent`` on
+    /// an outgoing call; nil when it sent none, or one that was malformed, longer than
+    /// ``RequestTrace/maxTraceStateBytes`` or without a valid `traceparent`.
+    public var tracestate: String? {
+        RequestTrace.callerContext(head.headers, state: true)?.traceStateHeaderValue
     }
 
     public var method: String { head.method }

@@ -27,23 +27,36 @@ import W3CTraceContext
 /// HTTPHeadersInjector())` puts `traceparent` on an outgoing request.
 public struct ServerTracing: Sendable {
     public let tracer: any Tracer
-    /// The W3C trace context of a span the tracer started, read from the span's context; nil
-    /// when it holds none (the request's own ``RequestTrace`` is logged then).
-    public let spanContext: @Sendable (InstrumentationContext) -> TraceContext?
+    /// Reads the W3C trace context of a span the tracer started from the span's context, for
+    /// the log lines; nil for the default (see ``init(tracer:spanContext:)``).
+    let spanContextReader: (@Sendable (InstrumentationContext) -> TraceContext?)?
 
-    public init(tracer: any Tracer, spanContext: @escaping @Sendable (InstrumentationContext) -> TraceContext?) {
+    /// - Parameter spanContext: how to read the W3C trace context of a span `tracer` started
+    ///   from the span's context. By default: what the context holds as
+    ///   `InstrumentationContext.traceContext`, or else what `tracer` injects as `traceparent`
+    ///   for it, which any tracer that propagates W3C context gives (swift-otel does). When
+    ///   neither says, the request's own ``RequestTrace`` is logged.
+    public init(tracer: any Tracer, spanContext: (@Sendable (InstrumentationContext) -> TraceContext?)? = nil) {
         self.tracer = tracer
-        self.spanContext = spanContext
+        spanContextReader = spanContext
     }
 
     /// The bootstrapped tracer (`InstrumentationSystem.bootstrap`), or nil when none was: the
     /// default no-op tracer records nothing, so the server does not call it at all.
-    public static func bootstrapped(
-        spanContext: @escaping @Sendable (InstrumentationContext) -> TraceContext? = { $0.traceContext }
-    ) -> ServerTracing? {
+    public static func bootstrapped() -> ServerTracing? {
         let tracer = InstrumentationSystem.tracer
         if tracer is NoOpTracer { return nil }
-        return ServerTracing(tracer: tracer, spanContext: spanContext)
+        return ServerTracing(tracer: tracer)
+    }
+
+    /// The W3C trace context of the span whose context is `context` (see ``init(tracer:spanContext:)``).
+    func spanContext(_ context: InstrumentationContext) -> TraceContext? {
+        if let spanContextReader { return spanContextReader(context) }
+        if let own = context.traceContext { return own }
+        var injected = HTTPHeaders()
+        tracer.inject(context, into: &injected, using: HTTPHeadersInjector())
+        guard let traceparent = injected["traceparent"] else { return nil }
+        return try? TraceContext(traceParentHeaderValue: traceparent)
     }
 
     /// Starts the server span for a request (see the type's description).

@@ -3,10 +3,26 @@ import Tracing
 import W3CTraceContext
 @testable import ServiceKit
 
-/// A tracer for tests that propagates as swift-otel does (W3C `traceparent`/`tracestate`),
-/// keeps each span's W3C context under `InstrumentationContext.traceContext` (where the server
-/// reads the IDs for its log lines by default) and records the spans that end.
+/// A tracer for tests that propagates as swift-otel does (W3C `traceparent`/`tracestate`)
+/// and records the spans that end. It keeps each span's W3C context under
+/// `InstrumentationContext.traceContext`, where the server reads the IDs for its log lines, or
+/// (`privateKey`) under a key of its own, as swift-otel does, so the server must ask it to
+/// inject them.
 final class W3CTestTracer: Tracer, Sendable {
+    let privateKey: Bool
+
+    init(privateKey: Bool = false) { self.privateKey = privateKey }
+
+    private func read(_ context: InstrumentationContext) -> TraceContext? {
+        privateKey ? context[PrivateKey.self] : context.traceContext
+    }
+
+    private func write(_ value: TraceContext, into context: inout InstrumentationContext) {
+        if privateKey { context[PrivateKey.self] = value } else { context.traceContext = value }
+    }
+
+    private enum PrivateKey: InstrumentationContextKey { typealias Value = TraceContext }
+
     struct Finished: Sendable {
         var name: String
         var kind: SpanKind
@@ -29,12 +45,12 @@ final class W3CTestTracer: Tracer, Sendable {
     ) -> TestSpan {
         started.add(1, ordering: .relaxed)
         var context = context()
-        let parent = context.traceContext
+        let parent = read(context)
         var random = SystemRandomNumberGenerator()
         let own = TraceContext(
             traceID: parent?.traceID ?? TraceID.random(using: &random), spanID: SpanID.random(using: &random),
             flags: parent?.flags ?? .sampled, state: parent?.state ?? TraceState())
-        context.traceContext = own
+        write(own, into: &context)
         return TestSpan(name: operationName, kind: kind, context: context, own: own, parentSpanID: parent?.spanID) { span in
             self.ended.withLock { $0.append(span) }
         }
@@ -51,13 +67,13 @@ final class W3CTestTracer: Tracer, Sendable {
               let caller = try? TraceContext(
                 traceParentHeaderValue: traceparent, traceStateHeaderValue: extractor.extract(key: "tracestate", from: carrier))
         else { return }
-        context.traceContext = caller
+        write(caller, into: &context)
     }
 
     func inject<Carrier, Inject: Injector>(
         _ context: InstrumentationContext, into carrier: inout Carrier, using injector: Inject
     ) where Inject.Carrier == Carrier {
-        guard let own = context.traceContext else { return }
+        guard let own = read(context) else { return }
         injector.inject(own.traceParentHeaderValue, forKey: "traceparent", into: &carrier)
     }
 }
