@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Dependencies point one way: CSystem <- HTTP1 (pure parsing) <- ServiceKit (sockets, event
+// Dependencies point one way: CServiceKit <- HTTP1 (pure parsing) <- ServiceKit (sockets, event
 // loops, server, router, logging, the service runtime) <- App (the executable a forker edits).
 let package = Package(
     name: "swift-service-template",
@@ -15,6 +15,9 @@ let package = Package(
     // default build links no OpenSSL, and the default image stays under its 16 MiB limit.
     traits: [
         .trait(name: "TLS", description: "HTTPS through OpenSSL: --tls-cert-file and --tls-key-file"),
+        // `swift build --traits OTel` exports spans over OTLP/HTTP through swift-otel, configured
+        // by the OTEL_* variables. Off by default: it links SwiftNIO and AsyncHTTPClient.
+        .trait(name: "OTel", description: "Span export over OTLP/HTTP through swift-otel (OTEL_* variables)"),
         .default(enabledTraits: []),
     ],
     dependencies: [
@@ -25,11 +28,13 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
         .package(url: "https://github.com/swift-otel/swift-w3c-trace-context.git", from: "1.0.0"),
+        // Only its OTLP/HTTP exporter: its default traits add OTLP/gRPC (grpc-swift) as well.
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // The few Linux calls and constants the Glibc/Musl Swift modules do not import
         // (epoll, eventfd, accept4).
-        .target(name: "CSystem"),
+        .target(name: "CServiceKit"),
         // OpenSSL's few calls the TLS seam needs, as functions (its macros do not import).
         // Built only with the TLS trait; needs libssl-dev.
         .target(name: "CTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
@@ -41,7 +46,7 @@ let package = Package(
         .target(
             name: "ServiceKit",
             dependencies: [
-                "CSystem",
+                "CServiceKit",
                 .target(name: "CTLS", condition: .when(traits: ["TLS"])),
                 "GoDuration",
                 "HTTP1",
@@ -57,6 +62,7 @@ let package = Package(
                 // `tracestate` through swift-w3c-trace-context.
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
+                .product(name: "OTel", package: "swift-otel", condition: .when(traits: ["OTel"])),
             ]
         ),
         // The application: its routes, handlers and settings; the runtime is ServiceKit's.
@@ -64,9 +70,10 @@ let package = Package(
             name: "App",
             dependencies: [
                 "ServiceKit",
-                // For the app's own logging and its background services.
+                // For the app's own logging, its background services and its spans.
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         // A raw-socket HTTP client for end-to-end tests, and the executable's name they start;

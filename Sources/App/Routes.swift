@@ -1,4 +1,5 @@
 import ServiceKit
+import Tracing
 
 /// Routes is the one file a forker edits to add endpoints: one `router.get`/`post` line per
 /// route, with the handler beside it or in its own file. The runtime adds `/health`, `/ready`
@@ -41,8 +42,12 @@ enum Routes {
             throw HTTPError.badRequest("ms must be an integer from 0 to \(maxMilliseconds)")
         }
         // The loop's sleep rather than Task.sleep: when the client leaves, nothing of this
-        // request outlives it (see EventLoop.sleep(for:)).
-        try await EventLoop.sleep(for: .milliseconds(ms))
+        // request outlives it (see EventLoop.sleep(for:)). In a span of its own, a child of the
+        // request's: a tracer records it (a no-op without one).
+        try await withSpan("delay") { span in
+            span.attributes["delay.ms"] = ms
+            try await EventLoop.sleep(for: .milliseconds(ms))
+        }
         return .json(raw: Array(#"{"delayed_ms":\#(ms)}"#.utf8))
     }
 

@@ -93,6 +93,48 @@ import W3CTraceContext
         #expect(trace.traceID.description != Self.callerTrace)
     }
 
+    /// Mutations of valid and invalid headers, 200,000 of them: whatever the bytes, the trace
+    /// is the caller's exactly when the traceparent is valid, never null, and the tracestate
+    /// a request offers is either nil or one the library accepts. (The trace header path is
+    /// not in the libFuzzer build, which compiles HTTP1 alone; this is its fuzzing.)
+    @Test func mutatedTraceHeadersNeverBreakTheInvariants() throws {
+        var random = SplitMix64(seed: 0x5EED)
+        let seeds = [Self.traceparent, "00-\(Self.callerTrace)-\(Self.callerSpan)-00", "ff-" + String(repeating: "f", count: 52)]
+        let states = ["congo=t61rcWkgMzE", "a=1,b=2", "x@y=z", "", String(repeating: "k=v,", count: 40)]
+        let alphabet = Array("0123456789abcdefABCDEF-=,@ \t\u{0}\u{7f}zé".unicodeScalars)
+        for round in 0..<200_000 {
+            var parent = Array(seeds[round % seeds.count].unicodeScalars)
+            var state = Array(states[Int(random.next() % UInt64(states.count))].unicodeScalars)
+            for _ in 0..<Int(random.next() % 4) {
+                let position = Int(random.next() % UInt64(parent.count + 1))
+                let scalar = alphabet[Int(random.next() % UInt64(alphabet.count))]
+                switch random.next() % 3 {
+                case 0 where position < parent.count: parent[position] = scalar
+                case 1: parent.insert(scalar, at: position)
+                default: if position < parent.count { parent.remove(at: position) }
+                }
+                if !state.isEmpty, random.next() % 2 == 0 {
+                    state[Int(random.next() % UInt64(state.count))] = alphabet[Int(random.next() % UInt64(alphabet.count))]
+                }
+            }
+            let traceparent = String(String.UnicodeScalarView(parent))
+            let tracestate = String(String.UnicodeScalarView(state))
+            let headers = Self.headers([("traceparent", traceparent), ("tracestate", tracestate)])
+            let valid = try? TraceContext(traceParentHeaderValue: traceparent)
+            let trace = RequestTrace.start(headers: headers, random: &random)
+            #expect(trace.traceID != .null && trace.spanID != .null)
+            if let valid {
+                try #require(trace.traceID == valid.traceID && trace.parentSpanID == valid.spanID && trace.flags == valid.flags)
+            } else {
+                try #require(trace.parentSpanID == nil && trace.flags == [])
+            }
+            if round % 16 == 0, let offered = Request("GET", "/", headers: headers).tracestate {
+                #expect(valid != nil)
+                #expect((try? TraceContext(traceParentHeaderValue: Self.traceparent, traceStateHeaderValue: offered)) != nil)
+            }
+        }
+    }
+
     @Test func newTracesAndSpansDiffer() {
         var random = SplitMix64(seed: UInt64.random(in: 0...UInt64.max))
         let traces = (0..<1000).map { _ in RequestTrace.start(headers: [:], random: &random) }

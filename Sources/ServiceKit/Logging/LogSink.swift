@@ -1,5 +1,5 @@
 import Synchronization
-import CSystem
+import CServiceKit
 
 #if canImport(Glibc)
 import Glibc

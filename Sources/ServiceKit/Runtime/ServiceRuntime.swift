@@ -135,7 +135,25 @@ public enum ServiceRuntime {
             ? PrometheusMetrics(version: program.version, revision: program.revision) : nil
         if bootstrapsProcess { metrics?.bootstrap() }
 
-        let run = Run(program: program, settings: settings, logger: logger, memoryLimit: memoryLimit, metrics: metrics)
+        // Span export, in a build with the OTel trait: the tracer is bootstrapped before the
+        // application is built, so the spans of the libraries it sets up go there too, and
+        // before the server, which takes the bootstrapped tracer.
+        var exporters: [any Service] = []
+        #if OTel
+        if bootstrapsProcess {
+            do {
+                if let export = try OTelExport.bootstrap(serviceName: program.name, logger: logger) { exporters.append(export) }
+            } catch {
+                logger.critical("cannot start span export", metadata: ["error": "\(error)"])
+                LogSink.standardOutput.flush(waitingUpTo: ServiceRuntime.logFlushTimeout)
+                return 1
+            }
+        }
+        #endif
+
+        let run = Run(
+            program: program, settings: settings, logger: logger, memoryLimit: memoryLimit, metrics: metrics,
+            exporters: exporters)
         return await run.serve(build: build)
     }
 
@@ -199,6 +217,9 @@ private struct Run {
     let logger: Logger
     let memoryLimit: UInt64?
     let metrics: PrometheusMetrics?
+    /// Services that send telemetry away (the OTel trait's span export): stopped after the
+    /// server and the application's services, so the spans of the last requests leave first.
+    let exporters: [any Service]
 
     /// Logs a failure to start with `error` and returns the exit status, 1.
     func fail(_ message: Logger.Message, _ metadata: Logger.Metadata) -> Int32 {
@@ -289,10 +310,12 @@ private struct Run {
             return cannotStart(error)
         }
         // The group shuts services down in reverse order: the application's services (a
-        // database client the handlers use) stop only after the server has drained, and the
-        // metrics listener last, so it answers scrapes until then.
+        // database client the handlers use) stop only after the server has drained, then the
+        // exporters flush what the last requests recorded, and the metrics listener stops
+        // last, so it answers scrapes until then.
         var services: [any Service] = []
         if let metricsServer { services.append(metricsServer) }
+        services += exporters
         services += application.services
         services.append(server)
         let group = ServiceGroup(configuration: .init(services: services, logger: logger))

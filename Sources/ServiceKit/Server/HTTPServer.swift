@@ -2,7 +2,7 @@ import CoreMetrics
 import Logging
 import ServiceLifecycle
 import Synchronization
-import CSystem
+import CServiceKit
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,5 @@
 import Tracing
-import CSystem
+import CServiceKit
 
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,4 @@
-import CSystem
+import CServiceKit
 
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,4 @@
-import CSystem
+import CServiceKit
 import ServiceKit
 
 #if canImport(Glibc)

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "CSystem.h"
+#include "CServiceKit.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
