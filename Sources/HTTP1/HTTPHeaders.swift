@@ -63,7 +63,7 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     /// `user-agent` on every request) compares against every field, and the generic
     /// `elementsEqual` over two UTF-8 views cost about 300 instructions per request.
     @inlinable
-    public static func equalsIgnoringCase(_ a: String, _ b: String) -> Bool {
+    static func equalsIgnoringCase(_ a: String, _ b: String) -> Bool {
         guard a.utf8.count == b.utf8.count else { return false }
         var a = a, b = b  // withUTF8 is mutating; native strings are not copied
         return a.withUTF8 { x in

@@ -453,8 +453,7 @@ extension ByteWriter {
         return index &+ 1
     }
 
-    @inline(__always)
-    static func hexDigit(_ nibble: UInt8) -> UInt8 {
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
         nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 

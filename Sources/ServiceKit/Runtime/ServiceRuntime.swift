@@ -142,7 +142,7 @@ public enum ServiceRuntime {
         #if OTel
         if bootstrapsProcess {
             do {
-                if let export = try OTelExport.bootstrap(serviceName: program.name, logger: logger) { exporters.append(export) }
+                if let export = try OTelExport.bootstrap(serviceName: program.name, environment: environment, logger: logger) { exporters.append(export) }
             } catch {
                 logger.critical("cannot start span export", metadata: ["error": "\(error)"])
                 LogSink.standardOutput.flush(waitingUpTo: ServiceRuntime.logFlushTimeout)

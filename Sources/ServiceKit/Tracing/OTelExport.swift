@@ -25,7 +25,7 @@ enum OTelExport {
     /// Bootstraps swift-otel's tracer as the process's tracer and returns the service that
     /// exports its spans (to run in the service group, after the server), or nil when the
     /// variables turn tracing off.
-    static func bootstrap(serviceName: String, logger: Logger) throws -> (any Service)? {
+    static func bootstrap(serviceName: String, environment: [String: String], logger: Logger) throws -> (any Service)? {
         var configuration = OTel.Configuration.default
         configuration.serviceName = serviceName
         configuration.logs.enabled = false
@@ -40,7 +40,7 @@ enum OTelExport {
         let diagnostics = ExportDiagnostics(logger: logger)
         configuration.diagnosticLogger = .custom(Logger(label: "otel") { _ in diagnostics })
         configuration.diagnosticLogLevel = .debug
-        guard tracingEnabled(configuration) else { return nil }
+        guard tracingEnabled(configuration, environment: environment) else { return nil }
         let (tracer, service) = try OTel.makeTracingBackend(configuration: configuration)
         InstrumentationSystem.bootstrap(tracer)
         return service
@@ -48,7 +48,7 @@ enum OTelExport {
 
     /// Whether the environment leaves traces on (swift-otel throws when asked to make a
     /// tracing backend with them off).
-    static func tracingEnabled(_ configuration: OTel.Configuration, environment: [String: String] = ProcessEnvironment.current()) -> Bool {
+    static func tracingEnabled(_ configuration: OTel.Configuration, environment: [String: String]) -> Bool {
         if environment["OTEL_SDK_DISABLED"]?.lowercased() == "true" { return false }
         if environment["OTEL_TRACES_EXPORTER"]?.lowercased() == "none" { return false }
         return configuration.traces.enabled
